@@ -1,0 +1,61 @@
+//! Command-line interface: argument definitions and dispatch, one file per command.
+
+mod explain;
+mod inspect;
+mod run;
+mod schema;
+mod validate;
+
+use crate::config::{LoadedConfig, load_config};
+use crate::error::Result;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+/// jetpipe: HEP jet-image HDF5 → Parquet point clouds, streaming.
+#[derive(Debug, Parser)]
+#[command(name = "pipeline", version, about)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline YAML: convert its sources into a Parquet dataset.
+    Run(run::RunArgs),
+    /// Check a pipeline YAML and its input files without converting anything.
+    Validate {
+        /// Pipeline YAML file.
+        config: PathBuf,
+    },
+    /// Print the stage plan and the Arrow schema of every output table.
+    Explain {
+        /// Pipeline YAML file.
+        config: PathBuf,
+    },
+    /// Summarise an HDF5 source file or an output dataset directory.
+    Inspect(inspect::InspectArgs),
+    /// Print the JSON Schema of the pipeline YAML and the table contracts, or write them.
+    Schema {
+        /// Write `pipeline.schema.json`, `jets.schema.json`, `points.schema.json` here.
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
+}
+
+fn load(path: &Path) -> Result<LoadedConfig> {
+    load_config(path)
+}
+
+/// Runs the parsed command.
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Validate { config } => validate::validate(&load(&config)?),
+        Command::Explain { config } => explain::explain(&load(&config)?),
+        Command::Inspect(args) => inspect::inspect(args),
+        Command::Schema { write } => schema::schema(write.as_deref()),
+    }
+}

@@ -1,0 +1,69 @@
+//! The crate's error type. Every variant's message names what the user must look at:
+//! the YAML file and line, the HDF5 file and dataset, the jet index, or the output path.
+
+use std::path::PathBuf;
+
+/// Everything that can stop a command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The pipeline YAML is unreadable or invalid (message carries file:line:column).
+    #[error("{0}")]
+    Config(String),
+    /// An input file or dataset is missing or has the wrong shape, type or content.
+    #[error("{file}: {msg}")]
+    Source { file: PathBuf, msg: String },
+    /// One jet cannot be converted.
+    #[error("{file}: jet {index}: {msg}")]
+    Jet {
+        file: PathBuf,
+        index: u64,
+        msg: String,
+    },
+    /// The output location cannot be used as asked.
+    #[error("{path}: {msg}")]
+    Output { path: PathBuf, msg: String },
+    /// An operating-system I/O failure on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Parquet encoding or decoding failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// An Arrow array could not be built.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// The run was stopped because another part of it failed.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// An [`Error::Source`] for `file`.
+    pub fn source(file: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Source {
+            file: file.into(),
+            msg: msg.into(),
+        }
+    }
+
+    /// Process exit code: 2 for a bad config or input, 1 for anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::Source { .. } | Error::Jet { .. } | Error::Output { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

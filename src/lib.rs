@@ -1,0 +1,16 @@
+//! jetpipe: streaming conversion of HEP jet-image HDF5 files into Arrow/Parquet point clouds.
+//!
+//! Layers, each depending only on those below it:
+//! `cli` → `config`, `engine` → `stages`, `source`, `sink` → `store`, `batch`.
+
+pub mod batch;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod sink;
+pub mod source;
+pub mod stages;
+pub mod store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,154 @@
+//! Parquet shard writer: a shard is written under a temporary name, fsynced, and renamed to
+//! its final name only when complete, so a reader never sees a partial file. The SHA-256 of
+//! the bytes is computed while writing.
+
+use crate::error::{Error, Result};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// A completed shard, as listed in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    /// Path relative to the dataset root, e.g. `points/res=256/part-00000.parquet`.
+    pub path: String,
+    /// Rows (jets) in the shard.
+    pub rows: u64,
+    /// File size.
+    pub bytes: u64,
+    /// `sha256:<hex>` of the file.
+    pub sha256: String,
+}
+
+/// Counts and hashes every byte on its way to the file.
+struct HashingWriter {
+    inner: BufWriter<File>,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Parquet settings shared by every shard of a run.
+#[derive(Debug, Clone)]
+pub struct ShardOptions {
+    /// Rows per row group.
+    pub row_group_size: usize,
+    /// zstd level.
+    pub zstd_level: i32,
+}
+
+impl ShardOptions {
+    fn properties(&self) -> Result<WriterProperties> {
+        Ok(WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.zstd_level)?))
+            .set_max_row_group_row_count(Some(self.row_group_size))
+            .set_created_by(format!("jetpipe {}", env!("CARGO_PKG_VERSION")))
+            .build())
+    }
+}
+
+/// One shard being written.
+pub struct ShardWriter {
+    root_relative: String,
+    final_path: PathBuf,
+    tmp_path: PathBuf,
+    writer: Option<ArrowWriter<HashingWriter>>,
+    rows: u64,
+}
+
+/// Temporary name of a shard: hidden (leading `.`) so dataset readers skip it.
+pub fn tmp_name(final_path: &Path) -> PathBuf {
+    let name = final_path.file_name().unwrap_or_default().to_string_lossy();
+    final_path.with_file_name(format!(".{name}.tmp"))
+}
+
+impl ShardWriter {
+    /// Starts `root/relative` (parent directories are created).
+    pub fn create(root: &Path, relative: &str, schema: SchemaRef, opts: &ShardOptions) -> Result<Self> {
+        let final_path = root.join(relative);
+        let dir = final_path.parent().expect("shard has a parent directory");
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp_path = tmp_name(&final_path);
+        let file = File::create(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
+        let sink = HashingWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let writer = ArrowWriter::try_new(sink, schema, Some(opts.properties()?))?;
+        Ok(Self {
+            root_relative: relative.to_string(),
+            final_path,
+            tmp_path,
+            writer: Some(writer),
+            rows: 0,
+        })
+    }
+
+    /// Appends rows.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        self.writer
+            .as_mut()
+            .expect("shard still open")
+            .write(batch)
+            .map_err(|e| self.annotate(e.into()))
+    }
+
+    fn annotate(&self, e: Error) -> Error {
+        match e {
+            Error::Parquet(p) => Error::Output {
+                path: self.tmp_path.clone(),
+                msg: format!("writing shard failed: {p}"),
+            },
+            other => other,
+        }
+    }
+
+    /// Finishes the file, fsyncs it and renames it to its final name.
+    pub fn commit(mut self) -> Result<ShardRecord> {
+        let writer = self.writer.take().expect("shard still open");
+        let mut sink = writer.into_inner().map_err(|e| self.annotate(e.into()))?;
+        sink.flush().map_err(|e| Error::io(&self.tmp_path, e))?;
+        let file = sink
+            .inner
+            .into_inner()
+            .map_err(|e| Error::io(&self.tmp_path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&self.tmp_path, e))?;
+        std::fs::rename(&self.tmp_path, &self.final_path)
+            .map_err(|e| Error::io(&self.final_path, e))?;
+        Ok(ShardRecord {
+            path: self.root_relative.clone(),
+            rows: self.rows,
+            bytes: sink.bytes,
+            sha256: format!("sha256:{:x}", sink.hasher.finalize()),
+        })
+    }
+}
+
+impl Drop for ShardWriter {
+    /// A shard dropped before `commit` is removed: no partial file stays behind.
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp_path);
+        }
+    }
+}

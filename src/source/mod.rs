@@ -1,0 +1,5 @@
+//! Sources of jets. Today: HDF5 jet-image files (CMS E2E, ML4Sci e/γ and similar).
+
+mod hdf5;
+
+pub use self::hdf5::{Hdf5Source, ImageGeometry, RawJets, SourceFile, expand_files};
