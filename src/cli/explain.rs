@@ -27,8 +27,16 @@ pub fn explain(loaded: &LoadedConfig) -> Result<()> {
     println!("\nplan");
     println!(
         "  1. source hdf5      files {:?}; images `{}` ({:?}, channels {:?}); pt {:?}, m0 {:?}, label {:?}; offset {}, limit {:?}; on_invalid {:?}",
-        cfg.source.files, ds.images, cfg.source.layout, cfg.source.channels, ds.pt, ds.m0, ds.label,
-        cfg.source.offset, cfg.source.limit, cfg.source.on_invalid
+        cfg.source.files,
+        ds.images,
+        cfg.source.layout,
+        cfg.source.channels,
+        ds.pt,
+        ds.m0,
+        ds.label,
+        cfg.source.offset,
+        cfg.source.limit,
+        cfg.source.on_invalid
     );
     println!(
         "  2. pointcloud       pixel is a point when any channel > {}; rank by {:?} desc, ties by row-major index; keep top {:?}; pixel size {} (rows = {:?})",
@@ -50,7 +58,10 @@ pub fn explain(loaded: &LoadedConfig) -> Result<()> {
     print_schema("table jets — jets/part-NNNNN.parquet", &jets_schema(cfg));
     let parts: Vec<String> = pc.resolutions.iter().map(|r| format!("res={r}")).collect();
     print_schema(
-        &format!("table points — points/{{{}}}/part-NNNNN.parquet", parts.join(",")),
+        &format!(
+            "table points — points/{{{}}}/part-NNNNN.parquet",
+            parts.join(",")
+        ),
         &points_schema(cfg),
     );
     Ok(())

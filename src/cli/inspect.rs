@@ -52,7 +52,8 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
 
 fn inspect_hdf5(args: &InspectArgs) -> Result<()> {
     let path = &args.path;
-    let file = hdf5::File::open(path).map_err(|e| Error::source(path, format!("cannot open as HDF5: {e}")))?;
+    let file = hdf5::File::open(path)
+        .map_err(|e| Error::source(path, format!("cannot open as HDF5: {e}")))?;
     println!("{} ({:.2} MB)", path.display(), file.size() as f64 / 1e6);
     let names = file.member_names().unwrap_or_default();
     for name in &names {
@@ -61,12 +62,17 @@ fn inspect_hdf5(args: &InspectArgs) -> Result<()> {
                 .dtype()
                 .and_then(|t| t.to_descriptor())
                 .map_or("?".to_string(), |t| format!("{t:?}"));
-            let chunk = ds.chunk().map_or("contiguous".into(), |c| format!("chunks {c:?}"));
+            let chunk = ds
+                .chunk()
+                .map_or("contiguous".into(), |c| format!("chunks {c:?}"));
             println!("  {name:<10} shape {:?}  {dtype}  {chunk}", ds.shape());
         }
     }
     let Ok(images) = file.dataset(&args.images) else {
-        println!("(no image dataset `{}`: pass --images NAME for sparsity figures)", args.images);
+        println!(
+            "(no image dataset `{}`: pass --images NAME for sparsity figures)",
+            args.images
+        );
         return Ok(());
     };
     let shape = images.shape();
@@ -98,7 +104,15 @@ fn inspect_hdf5(args: &InspectArgs) -> Result<()> {
     let source = Hdf5Source::open(&cfg)?;
     let f = &source.files[0];
     let g = source.geometry;
-    println!("jets: {}; images {}×{}×{} {} ({})", f.n_jets, g.height, g.width, g.channels, f.image_dtype, f.storage_description());
+    println!(
+        "jets: {}; images {}×{}×{} {} ({})",
+        f.n_jets,
+        g.height,
+        g.width,
+        g.channels,
+        f.image_dtype,
+        f.storage_description()
+    );
     let n = f.n_jets.min(args.max_jets);
     let (ps, cs) = g.strides();
     let mut nonzero = vec![0u64; g.channels];
@@ -130,13 +144,26 @@ fn inspect_hdf5(args: &InspectArgs) -> Result<()> {
     let pixels = (n as f64) * g.pixels() as f64;
     println!("sparsity over the first {n} jets:");
     for (c, nz) in nonzero.iter().enumerate() {
-        println!("  channel {c}: {:.3}% nonzero, {:.1} pixels/jet", 100.0 * *nz as f64 / pixels, *nz as f64 / n.max(1) as f64);
+        println!(
+            "  channel {c}: {:.3}% nonzero, {:.1} pixels/jet",
+            100.0 * *nz as f64 / pixels,
+            *nz as f64 / n.max(1) as f64
+        );
     }
-    println!("  any channel: {:.3}% nonzero ({:.2}% zeros), {:.1} hit pixels/jet", 100.0 * union as f64 / pixels, 100.0 - 100.0 * union as f64 / pixels, union as f64 / n.max(1) as f64);
+    println!(
+        "  any channel: {:.3}% nonzero ({:.2}% zeros), {:.1} hit pixels/jet",
+        100.0 * union as f64 / pixels,
+        100.0 - 100.0 * union as f64 / pixels,
+        union as f64 / n.max(1) as f64
+    );
     println!("  invalid values (NaN, inf, negative): {invalid}");
     if has_label {
         let counts: Vec<String> = labels.iter().map(|(l, c)| format!("{l}: {c}")).collect();
-        println!("labels `{}` over the first {n} jets: {}", args.label, counts.join(", "));
+        println!(
+            "labels `{}` over the first {n} jets: {}",
+            args.label,
+            counts.join(", ")
+        );
     }
     Ok(())
 }
@@ -159,14 +186,25 @@ fn inspect_dataset(dir: &Path) -> Result<()> {
         path: dir.into(),
         msg: "no manifest.json: not a jetpipe dataset".into(),
     })?;
-    println!("{} — pipeline `{}`, {:?}, {}", dir.display(), m.pipeline, m.status, m.tool);
+    println!(
+        "{} — pipeline `{}`, {:?}, {}",
+        dir.display(),
+        m.pipeline,
+        m.status,
+        m.tool
+    );
     if let Some(e) = &m.error {
         println!("  error: {e}");
     }
     let t = &m.totals;
     println!(
         "  units {}/{}; jets {} in, {} written, {} rejected; {:.2} MB",
-        t.units_complete, t.units_planned, t.jets_in, t.jets_written, t.jets_rejected, t.bytes as f64 / 1e6
+        t.units_complete,
+        t.units_planned,
+        t.jets_in,
+        t.jets_written,
+        t.jets_rejected,
+        t.bytes as f64 / 1e6
     );
     for s in &m.sources {
         println!("  source {} ({} jets, {})", s.path, s.jets, s.image_dtype);
@@ -197,8 +235,16 @@ fn inspect_dataset(dir: &Path) -> Result<()> {
             jets += 1;
         }
     })?;
-    println!("  hits per jet: {:.1} mean", hits as f64 / jets.max(1) as f64);
-    for part in &m.tables.get("points").map(|t| t.partitions.clone()).unwrap_or_default() {
+    println!(
+        "  hits per jet: {:.1} mean",
+        hits as f64 / jets.max(1) as f64
+    );
+    for part in &m
+        .tables
+        .get("points")
+        .map(|t| t.partitions.clone())
+        .unwrap_or_default()
+    {
         let files = shards(&format!("points/{part}/"));
         let (mut pts, mut rows, mut full) = (0u64, 0u64, 0u64);
         let res: u64 = part.trim_start_matches("res=").parse().unwrap_or(0);

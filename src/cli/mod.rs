@@ -6,6 +6,8 @@ mod run;
 mod schema;
 mod validate;
 
+pub use schema::schema_files;
+
 use crate::config::{LoadedConfig, load_config};
 use crate::error::Result;
 use clap::{Parser, Subcommand};

@@ -29,7 +29,10 @@ pub fn parse_config(text: &str, origin: &str) -> Result<PipelineConfig> {
 /// Reads and validates a pipeline YAML file.
 pub fn load_config(path: &Path) -> Result<LoadedConfig> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::Config(format!("{}: cannot read pipeline config: {e}", path.display()))
+        Error::Config(format!(
+            "{}: cannot read pipeline config: {e}",
+            path.display()
+        ))
     })?;
     let config = parse_config(&text, &path.display().to_string())?;
     Ok(LoadedConfig {

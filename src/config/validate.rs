@@ -45,7 +45,9 @@ pub fn channel_names(value: &[String], _ctx: &()) -> garde::Result {
             )));
         }
         if value[..i].contains(name) {
-            return Err(garde::Error::new(format!("channel name `{name}` appears twice")));
+            return Err(garde::Error::new(format!(
+                "channel name `{name}` appears twice"
+            )));
         }
     }
     Ok(())

@@ -34,15 +34,18 @@ pub fn execute(
                 if cancel.load(Ordering::Relaxed) {
                     break;
                 }
-                let batch = source.files[spec.file].read(spec.start, spec.n).map(|raw| ImageBatch {
-                    seq: spec.seq,
-                    unit: spec.unit,
-                    last_in_unit: spec.last_in_unit,
-                    file: spec.file,
-                    start: spec.start,
-                    n: spec.n,
-                    raw,
-                });
+                let batch =
+                    source.files[spec.file]
+                        .read(spec.start, spec.n)
+                        .map(|raw| ImageBatch {
+                            seq: spec.seq,
+                            unit: spec.unit,
+                            last_in_unit: spec.last_in_unit,
+                            file: spec.file,
+                            start: spec.start,
+                            n: spec.n,
+                            raw,
+                        });
                 match batch {
                     Ok(b) => {
                         if in_tx.send(b).is_err() {

@@ -50,7 +50,11 @@ impl std::fmt::Display for RunSummary {
             writeln!(f, "note: {n}")?;
         }
         writeln!(f, "output:   {}", self.output.display())?;
-        writeln!(f, "units:    {}/{} complete", t.units_complete, t.units_planned)?;
+        writeln!(
+            f,
+            "units:    {}/{} complete",
+            t.units_complete, t.units_planned
+        )?;
         writeln!(
             f,
             "jets:     {} in, {} written, {} rejected, {} pixel values zeroed",
@@ -83,20 +87,39 @@ pub fn peak_rss_bytes() -> Option<u64> {
 pub fn new_manifest(cfg: &PipelineConfig, source: &Hdf5Source, units_planned: usize) -> Manifest {
     let mut config = serde_json::to_value(cfg).expect("config serialises");
     if let Some(obj) = config.as_object_mut() {
+        // Neither changes the bytes; leaving them out keeps a moved dataset's manifest valid.
         obj.remove("engine");
+        if let Some(sink) = obj.get_mut("sink").and_then(|s| s.as_object_mut()) {
+            sink.remove("path");
+        }
     }
     let partitions: Vec<String> = cfg
         .stages
         .pointcloud
         .resolutions
         .iter()
-        .map(|&r| points_partition(r).trim_start_matches("points/").to_string())
+        .map(|&r| {
+            points_partition(r)
+                .trim_start_matches("points/")
+                .to_string()
+        })
         .collect();
     let tables = table_docs(cfg)
         .into_iter()
         .map(|doc| {
-            let parts = if doc.partitioned_by.is_some() { partitions.clone() } else { vec![] };
-            (doc.table.clone(), TableEntry { fingerprint: fingerprint(&doc), partitions: parts, schema: doc })
+            let parts = if doc.partitioned_by.is_some() {
+                partitions.clone()
+            } else {
+                vec![]
+            };
+            (
+                doc.table.clone(),
+                TableEntry {
+                    fingerprint: fingerprint(&doc),
+                    partitions: parts,
+                    schema: doc,
+                },
+            )
         })
         .collect();
     Manifest {
@@ -132,7 +155,12 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
     let source = Hdf5Source::open(&cfg.source)?;
     let jets_per_file: Vec<u64> = source.files.iter().map(|f| f.n_jets).collect();
-    let units = plan::plan_units(&jets_per_file, cfg.source.offset, cfg.source.limit, cfg.sink.shard_size);
+    let units = plan::plan_units(
+        &jets_per_file,
+        cfg.source.offset,
+        cfg.source.limit,
+        cfg.sink.shard_size,
+    );
     let batches = plan::plan_batches(&units, cfg.engine.batch_size);
     let dir = cfg.sink.path.clone();
     let note = output::prepare(&dir, &cfg.content_hash(), opts.overwrite)?;
@@ -155,21 +183,32 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
         cfg.stages.pointcloud.resolutions.clone(),
         units
             .iter()
-            .map(|u| UnitSpan { file: u.file, start: u.start, end: u.end })
+            .map(|u| UnitSpan {
+                file: u.file,
+                start: u.start,
+                end: u.end,
+            })
             .collect(),
     );
     let threads = cfg.worker_threads();
     let total: u64 = units.iter().map(|u| u.end - u.start).sum();
     let mut progress = progress::Progress::new(total, opts.quiet);
-    let result = executor::execute(&source, &stage, &batches, threads, cfg.engine.queue_depth, |t| {
-        let n = t.jets_in as u64;
-        if let Some(unit) = sink.write(t)? {
-            manifest.push_unit(unit);
-            manifest.write(&dir)?;
-        }
-        progress.inc(n);
-        Ok(())
-    });
+    let result = executor::execute(
+        &source,
+        &stage,
+        &batches,
+        threads,
+        cfg.engine.queue_depth,
+        |t| {
+            let n = t.jets_in as u64;
+            if let Some(unit) = sink.write(t)? {
+                manifest.push_unit(unit);
+                manifest.write(&dir)?;
+            }
+            progress.inc(n);
+            Ok(())
+        },
+    );
     progress.finish();
     drop(sink); // removes the temporary files of an unfinished unit
     match result {

@@ -41,13 +41,21 @@ pub fn prepare(dir: &Path, config_hash: &str, overwrite: bool) -> Result<Option<
     }
     let refuse = |why: String| Error::Output {
         path: dir.into(),
-        msg: format!("{why}; refusing to write into it (pass --overwrite to replace it, or choose another sink.path)"),
+        msg: format!(
+            "{why}; refusing to write into it (pass --overwrite to replace it, or choose another sink.path)"
+        ),
     };
     let note = match Manifest::read(dir) {
         Ok(Some(m)) if m.config_hash == config_hash => {
-            format!("replacing the earlier output of this pipeline (status {:?})", m.status)
+            format!(
+                "replacing the earlier output of this pipeline (status {:?})",
+                m.status
+            )
         }
-        Ok(Some(m)) if overwrite => format!("--overwrite: replacing the output of pipeline `{}`", m.pipeline),
+        Ok(Some(m)) if overwrite => format!(
+            "--overwrite: replacing the output of pipeline `{}`",
+            m.pipeline
+        ),
         Ok(Some(m)) => {
             return Err(refuse(format!(
                 "holds the output of pipeline `{}` with config {}, but this run's config is {}",
@@ -56,7 +64,9 @@ pub fn prepare(dir: &Path, config_hash: &str, overwrite: bool) -> Result<Option<
         }
         Ok(None) if overwrite => "--overwrite: replacing a dataset without manifest".to_string(),
         Ok(None) => return Err(refuse("holds jets/ or points/ but no manifest.json".into())),
-        Err(_) if overwrite => "--overwrite: replacing a dataset with an unreadable manifest".to_string(),
+        Err(_) if overwrite => {
+            "--overwrite: replacing a dataset with an unreadable manifest".to_string()
+        }
         Err(e) => return Err(refuse(format!("has an unreadable manifest ({e})"))),
     };
     clear(dir)?;

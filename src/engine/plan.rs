@@ -34,7 +34,12 @@ pub struct BatchSpec {
 }
 
 /// Cuts the selected window of the input into units.
-pub fn plan_units(jets_per_file: &[u64], offset: u64, limit: Option<u64>, shard_size: u64) -> Vec<Unit> {
+pub fn plan_units(
+    jets_per_file: &[u64],
+    offset: u64,
+    limit: Option<u64>,
+    shard_size: u64,
+) -> Vec<Unit> {
     let sel_end = limit.map_or(u64::MAX, |l| offset.saturating_add(l));
     let mut units = Vec::new();
     let mut file_begin = 0u64;

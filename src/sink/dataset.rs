@@ -71,7 +71,12 @@ impl DatasetSink {
     }
 
     fn open_unit(&self, id: u32) -> Result<OpenUnit> {
-        let jets = ShardWriter::create(&self.root, &shard_path("jets", id), self.jets_schema.clone(), &self.opts)?;
+        let jets = ShardWriter::create(
+            &self.root,
+            &shard_path("jets", id),
+            self.jets_schema.clone(),
+            &self.opts,
+        )?;
         let points = self
             .resolutions
             .iter()

@@ -82,7 +82,12 @@ pub fn tmp_name(final_path: &Path) -> PathBuf {
 
 impl ShardWriter {
     /// Starts `root/relative` (parent directories are created).
-    pub fn create(root: &Path, relative: &str, schema: SchemaRef, opts: &ShardOptions) -> Result<Self> {
+    pub fn create(
+        root: &Path,
+        relative: &str,
+        schema: SchemaRef,
+        opts: &ShardOptions,
+    ) -> Result<Self> {
         let final_path = root.join(relative);
         let dir = final_path.parent().expect("shard has a parent directory");
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;

@@ -252,7 +252,12 @@ impl SourceFile {
         Ok(arr.into_raw_vec_and_offset().0)
     }
 
-    fn read_scalar(&self, scalar: &Option<Scalar>, start: u64, n: usize) -> Result<Option<Vec<f32>>> {
+    fn read_scalar(
+        &self,
+        scalar: &Option<Scalar>,
+        start: u64,
+        n: usize,
+    ) -> Result<Option<Vec<f32>>> {
         let Some(sc) = scalar else { return Ok(None) };
         let (a, b) = (start as usize, start as usize + n);
         let values = if sc.column {
@@ -289,7 +294,10 @@ impl SourceFile {
                 }
                 return Err(Error::source(
                     &self.path,
-                    format!("cannot read jets {start}..{}: {batch_err}", start + n as u64),
+                    format!(
+                        "cannot read jets {start}..{}: {batch_err}",
+                        start + n as u64
+                    ),
                 ));
             }
         };

@@ -85,7 +85,10 @@ impl PointColumns {
     }
 }
 
-fn list_array<T: ArrowPrimitiveType>(offsets: &OffsetBuffer<i32>, values: Vec<T::Native>) -> ArrayRef {
+fn list_array<T: ArrowPrimitiveType>(
+    offsets: &OffsetBuffer<i32>,
+    values: Vec<T::Native>,
+) -> ArrayRef {
     let item = Arc::new(Field::new("item", T::DATA_TYPE, false));
     let values = Arc::new(PrimitiveArray::<T>::from_iter_values(values));
     Arc::new(ListArray::new(item, offsets.clone(), values, None))
@@ -212,7 +215,8 @@ impl PointCloudStage {
         for j in 0..batch.n {
             let index = batch.start + j as u64;
             let image = &mut batch.raw.images[j * per_jet..(j + 1) * per_jet];
-            let hits = match self.select(image, &mut scratch.candidates, &mut jet_sums, &mut zeroed) {
+            let hits = match self.select(image, &mut scratch.candidates, &mut jet_sums, &mut zeroed)
+            {
                 Ok(h) => h,
                 Err((p, c, v)) => {
                     let where_ = format!(
@@ -291,13 +295,20 @@ impl PointCloudStage {
         let pt = pick(&batch.raw.pt);
         let m0 = pick(&batch.raw.m0);
         let n_hits: ArrayRef = Arc::new(UInt32Array::from(n_hits));
-        let common = [jet_id.clone(), label.clone(), pt.clone(), m0.clone(), n_hits.clone()];
+        let common = [
+            jet_id.clone(),
+            label.clone(),
+            pt.clone(),
+            m0.clone(),
+            n_hits.clone(),
+        ];
 
         let mut jet_cols: Vec<ArrayRef> = vec![
             jet_id,
-            Arc::new(StringArray::from_iter_values(
-                std::iter::repeat_n(self.files[file].display().to_string(), kept.len()),
-            )),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                self.files[file].display().to_string(),
+                kept.len(),
+            ))),
             Arc::new(UInt64Array::from_iter_values(
                 kept.iter().map(|&j| batch.start + j as u64),
             )),
@@ -306,7 +317,10 @@ impl PointCloudStage {
             m0,
             n_hits,
         ];
-        jet_cols.extend(sums.into_iter().map(|s| Arc::new(Float32Array::from(s)) as ArrayRef));
+        jet_cols.extend(
+            sums.into_iter()
+                .map(|s| Arc::new(Float32Array::from(s)) as ArrayRef),
+        );
         let jets = RecordBatch::try_new(self.jets_schema.clone(), jet_cols)?;
 
         let points = cols

@@ -107,7 +107,7 @@ pub struct Manifest {
     pub status: Status,
     /// The error that stopped a failed run.
     pub error: Option<String>,
-    /// The resolved config (engine settings left out).
+    /// The resolved config (engine settings and output path left out).
     pub config: serde_json::Value,
     /// Input files.
     pub sources: Vec<SourceRecord>,
@@ -152,9 +152,11 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(&path, e)),
         };
-        serde_json::from_str(&text).map(Some).map_err(|e| Error::Output {
-            path,
-            msg: format!("not a valid jetpipe manifest: {e}"),
-        })
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::Output {
+                path,
+                msg: format!("not a valid jetpipe manifest: {e}"),
+            })
     }
 }

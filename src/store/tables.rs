@@ -76,8 +76,18 @@ fn jet_columns(cfg: &PipelineConfig) -> Vec<Col> {
                 cfg.source.labels
             ),
         ),
-        col("pt", DataType::Float32, true, "Jet transverse momentum from the source [GeV]; null when absent"),
-        col("m0", DataType::Float32, true, "Jet mass from the source [GeV]; null when absent"),
+        col(
+            "pt",
+            DataType::Float32,
+            true,
+            "Jet transverse momentum from the source [GeV]; null when absent",
+        ),
+        col(
+            "m0",
+            DataType::Float32,
+            true,
+            "Jet mass from the source [GeV]; null when absent",
+        ),
         col(
             "n_hits",
             DataType::UInt32,
@@ -91,9 +101,22 @@ fn jets_table_columns(cfg: &PipelineConfig) -> Vec<Col> {
     let mut cols = jet_columns(cfg);
     cols.insert(
         1,
-        col("source_file", DataType::Utf8, false, "Input HDF5 file the jet was read from"),
+        col(
+            "source_file",
+            DataType::Utf8,
+            false,
+            "Input HDF5 file the jet was read from",
+        ),
     );
-    cols.insert(2, col("source_index", DataType::UInt64, false, "Jet index in the input file"));
+    cols.insert(
+        2,
+        col(
+            "source_index",
+            DataType::UInt64,
+            false,
+            "Jet index in the input file",
+        ),
+    );
     for ch in &cfg.source.channels {
         cols.push(col(
             &format!("sum_{ch}"),
@@ -124,14 +147,24 @@ fn points_table_columns(cfg: &PipelineConfig) -> Vec<Col> {
         false,
         &format!("Pixel row of each point (image row axis = {row_c}); points ordered by descending rank, ties by row-major pixel index"),
     ));
-    cols.push(col("col", list_of(DataType::UInt16), false, &format!("Pixel column of each point (image column axis = {col_c})")));
+    cols.push(col(
+        "col",
+        list_of(DataType::UInt16),
+        false,
+        &format!("Pixel column of each point (image column axis = {col_c})"),
+    ));
     cols.push(col(
         "eta",
         list_of(DataType::Float32),
         false,
         &format!("Δη of each point from the image centre (jet axis): (pixel − (size−1)/2) × pixel_size, pixel_size = {}", pc.pixel_size),
     ));
-    cols.push(col("phi", list_of(DataType::Float32), false, "Δφ of each point from the image centre (jet axis), same convention as eta"));
+    cols.push(col(
+        "phi",
+        list_of(DataType::Float32),
+        false,
+        "Δφ of each point from the image centre (jet axis), same convention as eta",
+    ));
     for ch in &cfg.source.channels {
         cols.push(col(
             ch,
@@ -144,15 +177,14 @@ fn points_table_columns(cfg: &PipelineConfig) -> Vec<Col> {
 }
 
 fn to_schema(cols: &[Col]) -> SchemaRef {
-    let fields: Vec<Field> = cols
-        .iter()
-        .map(|c| {
-            Field::new(&c.name, c.data_type.clone(), c.nullable).with_metadata(HashMap::from([(
-                "description".to_string(),
-                c.description.clone(),
-            )]))
-        })
-        .collect();
+    let fields: Vec<Field> =
+        cols.iter()
+            .map(|c| {
+                Field::new(&c.name, c.data_type.clone(), c.nullable).with_metadata(HashMap::from([
+                    ("description".to_string(), c.description.clone()),
+                ]))
+            })
+            .collect();
     Arc::new(Schema::new(fields))
 }
 
@@ -176,7 +208,12 @@ pub fn type_name(t: &DataType) -> String {
 }
 
 /// The contract of a table from its Arrow schema.
-pub fn table_doc(table: &str, row: &str, partitioned_by: Option<&str>, schema: &Schema) -> TableDoc {
+pub fn table_doc(
+    table: &str,
+    row: &str,
+    partitioned_by: Option<&str>,
+    schema: &Schema,
+) -> TableDoc {
     TableDoc {
         table: table.into(),
         row: row.into(),

@@ -1,0 +1,416 @@
+//! End-to-end conversion tests: the point-cloud rule against an independent brute-force
+//! reference on random images full of ties, byte-identical output for any thread count,
+//! reader generality (f64, NCHW, other sizes, several files), and the table contracts.
+
+mod common;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float32Type, Int8Type, UInt16Type, UInt32Type, UInt64Type};
+use common::*;
+use jetpipe::engine::{RunOptions, run};
+use jetpipe::store::manifest::{Manifest, Status};
+use std::path::Path;
+
+/// Brute force: every pixel with any channel > thr, scored in f32 as Σv² (channels in
+/// order), fully sorted by (score desc, pixel asc). Returns pixel indices.
+fn reference(jets: &Jets, j: usize, thr: f32) -> Vec<usize> {
+    let mut all: Vec<(f32, usize)> = Vec::new();
+    for p in 0..jets.h * jets.w {
+        let vals: Vec<f32> = (0..jets.c)
+            .map(|c| jets.at(j, p / jets.w, p % jets.w, c))
+            .collect();
+        if vals.iter().any(|&v| v > thr) {
+            let mut s = 0.0f32;
+            for v in &vals {
+                s += v * v;
+            }
+            all.push((s, p));
+        }
+    }
+    all.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
+    all.into_iter().map(|(_, p)| p).collect()
+}
+
+fn list_u16(b: &RecordBatch, col: &str, row: usize) -> Vec<u16> {
+    let l = b.column_by_name(col).unwrap().as_list::<i32>().value(row);
+    l.as_primitive::<UInt16Type>().values().to_vec()
+}
+
+fn list_f32(b: &RecordBatch, col: &str, row: usize) -> Vec<f32> {
+    let l = b.column_by_name(col).unwrap().as_list::<i32>().value(row);
+    l.as_primitive::<Float32Type>().values().to_vec()
+}
+
+fn check_against_reference(
+    jets: &Jets,
+    out: &Path,
+    resolutions: &[usize],
+    thr: f32,
+    channels: &[&str],
+) {
+    let centre = |s: usize| (s as f32 - 1.0) / 2.0;
+    let mut checked = 0;
+    for &res in resolutions {
+        let batches = read_parquet(&shards(out, &format!("points/res={res}")));
+        let mut j = 0usize;
+        for b in &batches {
+            for row in 0..b.num_rows() {
+                let want = reference(jets, j, thr);
+                let id = b
+                    .column_by_name("jet_id")
+                    .unwrap()
+                    .as_primitive::<UInt64Type>()
+                    .value(row);
+                assert_eq!(id, j as u64, "jet order");
+                let n_hits = b
+                    .column_by_name("n_hits")
+                    .unwrap()
+                    .as_primitive::<UInt32Type>()
+                    .value(row);
+                assert_eq!(n_hits as usize, want.len(), "n_hits of jet {j}");
+                let keep = &want[..want.len().min(res)];
+                let n_points = b
+                    .column_by_name("n_points")
+                    .unwrap()
+                    .as_primitive::<UInt16Type>()
+                    .value(row);
+                assert_eq!(n_points as usize, keep.len());
+                let rows = list_u16(b, "row", row);
+                let cols = list_u16(b, "col", row);
+                let got: Vec<usize> = rows
+                    .iter()
+                    .zip(&cols)
+                    .map(|(&r, &c)| r as usize * jets.w + c as usize)
+                    .collect();
+                assert_eq!(got, keep, "points of jet {j} at res {res}");
+                let eta = list_f32(b, "eta", row);
+                let phi = list_f32(b, "phi", row);
+                for (k, &p) in keep.iter().enumerate() {
+                    let (r, c) = (p / jets.w, p % jets.w);
+                    assert_eq!(eta[k], (r as f32 - centre(jets.h)) * 0.0174);
+                    assert_eq!(phi[k], (c as f32 - centre(jets.w)) * 0.0174);
+                    for (ch, name) in channels.iter().enumerate() {
+                        assert_eq!(list_f32(b, name, row)[k], jets.at(j, r, c, ch));
+                    }
+                }
+                j += 1;
+                checked += 1;
+            }
+        }
+        assert_eq!(j, jets.n);
+    }
+    assert!(checked > 0);
+}
+
+#[test]
+fn random_images_match_brute_force_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let h5 = dir.path().join("qg.h5");
+    let jets = random_jets(7, 150, 125, 125, 3);
+    write_h5(&h5, &jets, &Write::default());
+    let out = dir.path().join("out");
+    let cfg = config(
+        &[&h5],
+        &out,
+        "stages:\n  pointcloud:\n    resolutions: [8, 64, 256, 512]\n",
+    );
+    let s = run(
+        &cfg,
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.totals.jets_written, 150);
+    assert_eq!(s.totals.units_complete, 4); // 150 jets in units of 40
+    check_against_reference(
+        &jets,
+        &out,
+        &[8, 64, 256, 512],
+        0.0,
+        &["tracks", "ecal", "hcal"],
+    );
+    // Some jets were truncated at every resolution, some were empty: the test covers both.
+    let hits: Vec<usize> = (0..jets.n)
+        .map(|j| reference(&jets, j, 0.0).len())
+        .collect();
+    assert!(hits.iter().any(|&h| h == 0));
+    assert!(hits.iter().any(|&h| h > 8 && h < 64));
+    assert!(hits.iter().any(|&h| h > 512));
+
+    // Threshold: only pixels with a channel strictly above 0.9 count.
+    let out2 = dir.path().join("out2");
+    let cfg = config(
+        &[&h5],
+        &out2,
+        "stages:\n  pointcloud:\n    threshold: 0.9\n    resolutions: [32, 1024]\n",
+    );
+    run(
+        &cfg,
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    check_against_reference(&jets, &out2, &[32, 1024], 0.9, &["tracks", "ecal", "hcal"]);
+}
+
+#[test]
+fn jets_table_has_sums_labels_and_scalars() {
+    let dir = tempfile::tempdir().unwrap();
+    let h5 = dir.path().join("qg.h5");
+    let jets = random_jets(3, 30, 125, 125, 3);
+    write_h5(&h5, &jets, &Write::default());
+    let out = dir.path().join("out");
+    run(
+        &config(&[&h5], &out, ""),
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let b = &read_parquet(&shards(&out, "jets"))[0];
+    assert_eq!(b.num_rows(), 30);
+    for j in 0..30 {
+        let label = b
+            .column_by_name("label")
+            .unwrap()
+            .as_primitive::<Int8Type>()
+            .value(j);
+        assert_eq!(f32::from(label), jets.y[j]);
+        assert_eq!(
+            b.column_by_name("pt")
+                .unwrap()
+                .as_primitive::<Float32Type>()
+                .value(j),
+            jets.pt[j]
+        );
+        assert_eq!(
+            b.column_by_name("m0")
+                .unwrap()
+                .as_primitive::<Float32Type>()
+                .value(j),
+            jets.m0[j]
+        );
+        assert_eq!(
+            b.column_by_name("source_index")
+                .unwrap()
+                .as_primitive::<UInt64Type>()
+                .value(j),
+            j as u64
+        );
+        for (c, name) in ["sum_tracks", "sum_ecal", "sum_hcal"].iter().enumerate() {
+            let mut want = 0.0f32;
+            for p in 0..125 * 125 {
+                want += jets.at(j, p / 125, p % 125, c);
+            }
+            let got = b
+                .column_by_name(name)
+                .unwrap()
+                .as_primitive::<Float32Type>()
+                .value(j);
+            assert_eq!(got, want, "{name} of jet {j}");
+        }
+    }
+}
+
+#[test]
+fn output_bytes_do_not_depend_on_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let h5 = dir.path().join("qg.h5");
+    write_h5(&h5, &random_jets(11, 120, 125, 125, 3), &Write::default());
+    let mut trees = Vec::new();
+    for threads in [1, 2, 5] {
+        let out = dir.path().join(format!("out{threads}"));
+        let mut cfg = config(&[&h5], &out, "");
+        cfg.engine.threads = threads;
+        cfg.engine.batch_size = 3;
+        cfg.engine.queue_depth = 2;
+        run(
+            &cfg,
+            &RunOptions {
+                quiet: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let files = tree(&out);
+        assert_eq!(files.len(), 1 + 3 * 5, "{files:?}"); // manifest + 3 units × (jets + 4 res)
+        let bytes: Vec<Vec<u8>> = files
+            .iter()
+            .map(|f| std::fs::read(out.join(f)).unwrap())
+            .collect();
+        trees.push((files, bytes));
+    }
+    assert!(
+        trees.windows(2).all(|w| w[0] == w[1]),
+        "outputs differ between thread counts"
+    );
+}
+
+#[test]
+fn reads_f64_nchw_egamma_shaped_images_and_missing_scalars() {
+    let dir = tempfile::tempdir().unwrap();
+    let h5 = dir.path().join("eg.h5");
+    let jets = random_jets(5, 25, 32, 32, 2);
+    write_h5(
+        &h5,
+        &jets,
+        &Write {
+            images: "X",
+            f64: true,
+            nchw: true,
+            scalars: false,
+            gzip: false,
+        },
+    );
+    let out = dir.path().join("out");
+    let extra = "stages:\n  pointcloud:\n    resolutions: [16, 128]\n";
+    let text = format!(
+        "name: eg\nsource:\n  files: [\"{}\"]\n  layout: nchw\n  channels: [energy, time]\n  datasets: {{images: X, pt: null, m0: null, label: null}}\nsink:\n  path: \"{}\"\n{extra}",
+        h5.display(),
+        out.display()
+    );
+    let cfg = jetpipe::config::parse_config(&text, "eg.yaml").unwrap();
+    run(
+        &cfg,
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    check_against_reference(&jets, &out, &[16, 128], 0.0, &["energy", "time"]);
+    let b = &read_parquet(&shards(&out, "points/res=16"))[0];
+    assert_eq!(b.column_by_name("label").unwrap().null_count(), 25);
+    assert_eq!(b.column_by_name("pt").unwrap().null_count(), 25);
+}
+
+#[test]
+fn several_files_keep_ids_unique_and_traceable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a_1.h5"), dir.path().join("a_2.h5"));
+    write_h5(&a, &random_jets(1, 50, 125, 125, 3), &Write::default());
+    write_h5(&b, &random_jets(2, 30, 125, 125, 3), &Write::default());
+    let out = dir.path().join("out");
+    let pattern = dir.path().join("a_*.h5");
+    let mut cfg = config(&[&pattern], &out, "");
+    cfg.source.offset = 45;
+    cfg.source.limit = Some(20);
+    run(
+        &cfg,
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let batches = read_parquet(&shards(&out, "jets"));
+    let mut seen = Vec::new();
+    for bt in &batches {
+        for r in 0..bt.num_rows() {
+            let id = bt.column(0).as_primitive::<UInt64Type>().value(r);
+            let file = bt
+                .column_by_name("source_file")
+                .unwrap()
+                .as_string::<i32>()
+                .value(r)
+                .to_string();
+            let idx = bt
+                .column_by_name("source_index")
+                .unwrap()
+                .as_primitive::<UInt64Type>()
+                .value(r);
+            seen.push((id, file, idx));
+        }
+    }
+    let want: Vec<(u64, String, u64)> = (45..50)
+        .map(|i| (i, a.display().to_string(), i))
+        .chain((0..15).map(|i| ((1 << 32) | i, b.display().to_string(), i)))
+        .collect();
+    assert_eq!(seen, want);
+    let m = Manifest::read(&out).unwrap().unwrap();
+    assert_eq!(m.status, Status::Complete);
+    assert_eq!(m.sources.len(), 2);
+    assert_eq!(m.totals.jets_written, 20);
+    assert_eq!(
+        m.units
+            .iter()
+            .map(|u| (u.file, u.start, u.end))
+            .collect::<Vec<_>>(),
+        [(0, 45, 50), (1, 0, 15)]
+    );
+}
+
+#[test]
+fn written_files_match_committed_schema_contracts() {
+    let dir = tempfile::tempdir().unwrap();
+    let h5 = dir.path().join("qg.h5");
+    write_h5(&h5, &random_jets(9, 10, 125, 125, 3), &Write::default());
+    let out = dir.path().join("out");
+    run(
+        &config(&[&h5], &out, ""),
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let manifest = Manifest::read(&out).unwrap().unwrap();
+    for (table, dirs) in [
+        ("jets", vec!["jets".to_string()]),
+        (
+            "points",
+            (["256", "512", "768", "1024"])
+                .iter()
+                .map(|r| format!("points/res={r}"))
+                .collect(),
+        ),
+    ] {
+        let committed: jetpipe::store::tables::TableDoc = serde_json::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("schemas/{table}.schema.json")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        for d in dirs {
+            for shard in shards(&out, &d) {
+                let f = std::fs::File::open(&shard).unwrap();
+                let schema =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+                        .unwrap()
+                        .schema()
+                        .clone();
+                let got = jetpipe::store::tables::table_doc(
+                    &committed.table,
+                    &committed.row,
+                    committed.partitioned_by.as_deref(),
+                    &schema,
+                );
+                assert_eq!(
+                    got,
+                    committed,
+                    "{} does not match schemas/{table}.schema.json",
+                    shard.display()
+                );
+            }
+        }
+        assert_eq!(manifest.tables[table].schema, committed);
+    }
+}
+
+#[test]
+fn committed_schema_files_are_fresh() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    for (name, text) in jetpipe::cli::schema_files() {
+        let committed = std::fs::read_to_string(root.join(&name)).unwrap_or_default();
+        assert!(
+            committed == text,
+            "schemas/{name} is stale: run `cargo run -- schema --write schemas`"
+        );
+    }
+}
