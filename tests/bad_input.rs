@@ -27,7 +27,7 @@ fn assert_nothing_looks_complete(out: &Path) {
 }
 
 fn err_of(cfg: &jetpipe::config::PipelineConfig) -> String {
-    let e = run(cfg, &quiet()).err().expect("run must fail");
+    let e = run(cfg, &quiet()).expect_err("run must fail");
     assert_nothing_looks_complete(&cfg.sink.path);
     e.to_string()
 }

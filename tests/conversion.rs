@@ -135,7 +135,7 @@ fn random_images_match_brute_force_reference() {
     let hits: Vec<usize> = (0..jets.n)
         .map(|j| reference(&jets, j, 0.0).len())
         .collect();
-    assert!(hits.iter().any(|&h| h == 0));
+    assert!(hits.contains(&0));
     assert!(hits.iter().any(|&h| h > 8 && h < 64));
     assert!(hits.iter().any(|&h| h > 512));
 

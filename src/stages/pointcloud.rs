@@ -96,7 +96,7 @@ fn list_array<T: ArrowPrimitiveType>(
 
 /// A pixel value is valid when finite and >= 0 (NaN fails the first comparison).
 fn valid(v: f32) -> bool {
-    v >= 0.0 && v < f32::INFINITY
+    (0.0..f32::INFINITY).contains(&v)
 }
 
 impl PointCloudStage {
