@@ -14,6 +14,11 @@ use std::path::Path;
 /// Brute force: every pixel with any channel > thr, scored in f32 as Σv² (channels in
 /// order), fully sorted by (score desc, pixel asc). Returns pixel indices.
 fn reference(jets: &Jets, j: usize, thr: f32) -> Vec<usize> {
+    reference_ranked(jets, j, thr, &vec![true; jets.c])
+}
+
+/// [`reference`] with only the channels flagged in `ranked` entering the score.
+fn reference_ranked(jets: &Jets, j: usize, thr: f32, ranked: &[bool]) -> Vec<usize> {
     let mut all: Vec<(f32, usize)> = Vec::new();
     for p in 0..jets.h * jets.w {
         let vals: Vec<f32> = (0..jets.c)
@@ -21,7 +26,7 @@ fn reference(jets: &Jets, j: usize, thr: f32) -> Vec<usize> {
             .collect();
         if vals.iter().any(|&v| v > thr) {
             let mut s = 0.0f32;
-            for v in &vals {
+            for (v, _) in vals.iter().zip(ranked).filter(|(_, r)| **r) {
                 s += v * v;
             }
             all.push((s, p));
@@ -48,6 +53,17 @@ fn check_against_reference(
     thr: f32,
     channels: &[&str],
 ) {
+    check_against_reference_ranked(jets, out, resolutions, thr, channels, &vec![true; jets.c]);
+}
+
+fn check_against_reference_ranked(
+    jets: &Jets,
+    out: &Path,
+    resolutions: &[usize],
+    thr: f32,
+    channels: &[&str],
+    ranked: &[bool],
+) {
     let centre = |s: usize| (s as f32 - 1.0) / 2.0;
     let mut checked = 0;
     for &res in resolutions {
@@ -55,7 +71,7 @@ fn check_against_reference(
         let mut j = 0usize;
         for b in &batches {
             for row in 0..b.num_rows() {
-                let want = reference(jets, j, thr);
+                let want = reference_ranked(jets, j, thr, ranked);
                 let id = b
                     .column_by_name("jet_id")
                     .unwrap()
@@ -287,6 +303,36 @@ fn reads_f64_nchw_egamma_shaped_images_and_missing_scalars() {
     let b = &read_parquet(&shards(&out, "points/res=16"))[0];
     assert_eq!(b.column_by_name("label").unwrap().null_count(), 25);
     assert_eq!(b.column_by_name("pt").unwrap().null_count(), 25);
+}
+
+#[test]
+fn signed_and_rank_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let h5 = dir.path().join("eg.h5");
+    let mut jets = random_jets(21, 20, 32, 32, 2);
+    // A "time" channel: negative where there is energy.
+    for j in 0..jets.n {
+        for p in 0..32 * 32 {
+            if jets.at(j, p / 32, p % 32, 0) > 0.0 {
+                jets.set(j, p / 32, p % 32, 1, -0.25 * (p % 7) as f32);
+            }
+        }
+    }
+    write_h5(&h5, &jets, &Write { images: "X", scalars: false, ..Default::default() });
+    let base = |out: &Path, extra: &str| {
+        let text = format!(
+            "name: eg\nsource:\n  files: [\"{}\"]\n  channels: [energy, time]\n  datasets: {{images: X, pt: null, m0: null, label: null}}\n{extra}sink:\n  path: \"{}\"\nstages:\n  pointcloud:\n    resolutions: [8, 64]\n    rank_channels: [energy]\n",
+            h5.display(),
+            out.display()
+        );
+        jetpipe::config::parse_config(&text, "eg.yaml").unwrap()
+    };
+    let out = dir.path().join("unsigned");
+    let msg = run(&base(&out, ""), &RunOptions { quiet: true, ..Default::default() }).unwrap_err().to_string();
+    assert!(msg.contains("channel `time` is -"), "{msg}");
+    let out = dir.path().join("signed");
+    run(&base(&out, "  signed_channels: [time]\n"), &RunOptions { quiet: true, ..Default::default() }).unwrap();
+    check_against_reference_ranked(&jets, &out, &[8, 64], 0.0, &["energy", "time"], &[true, false]);
 }
 
 #[test]

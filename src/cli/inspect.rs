@@ -97,6 +97,7 @@ fn inspect_hdf5(args: &InspectArgs) -> Result<()> {
         },
         channels: (0..channels).map(|c| format!("c{c}")).collect(),
         labels: vec![],
+        signed_channels: (0..channels).map(|c| format!("c{c}")).collect(),
         on_invalid: Default::default(),
         offset: 0,
         limit: None,
@@ -116,7 +117,7 @@ fn inspect_hdf5(args: &InspectArgs) -> Result<()> {
     let n = f.n_jets.min(args.max_jets);
     let (ps, cs) = g.strides();
     let mut nonzero = vec![0u64; g.channels];
-    let (mut union, mut invalid) = (0u64, 0u64);
+    let (mut union, mut invalid, mut negative) = (0u64, 0u64, 0u64);
     let mut labels: BTreeMap<String, u64> = BTreeMap::new();
     let mut start = 0;
     while start < n {
@@ -127,7 +128,8 @@ fn inspect_hdf5(args: &InspectArgs) -> Result<()> {
                 let mut any = false;
                 for (c, nz) in nonzero.iter_mut().enumerate() {
                     let v = img[p * ps + c * cs];
-                    invalid += u64::from(!(v >= 0.0 && v.is_finite()));
+                    invalid += u64::from(!v.is_finite());
+                    negative += u64::from(v < 0.0);
                     if v != 0.0 {
                         *nz += 1;
                         any = true;
@@ -156,7 +158,7 @@ fn inspect_hdf5(args: &InspectArgs) -> Result<()> {
         100.0 - 100.0 * union as f64 / pixels,
         union as f64 / n.max(1) as f64
     );
-    println!("  invalid values (NaN, inf, negative): {invalid}");
+    println!("  non-finite values: {invalid}; negative values: {negative}");
     if has_label {
         let counts: Vec<String> = labels.iter().map(|(l, c)| format!("{l}: {c}")).collect();
         println!(

@@ -28,7 +28,7 @@ pub struct PipelineConfig {
     pub source: SourceConfig,
     /// Processing stages. Default: a point-cloud stage with default settings.
     #[serde(default)]
-    #[garde(dive)]
+    #[garde(dive, custom(|s: &StagesConfig, _: &()| validate::rank_channels(s, &self.source.channels)))]
     pub stages: StagesConfig,
     /// The Parquet output dataset.
     #[garde(dive)]
@@ -60,6 +60,11 @@ pub struct SourceConfig {
     #[serde(default = "default_channels")]
     #[garde(length(min = 1, max = 64), custom(validate::channel_names))]
     pub channels: Vec<String>,
+    /// Channels whose values may be negative (e.g. hit times); all others must be >= 0.
+    /// Every value must be finite. Default: `[]`.
+    #[serde(default)]
+    #[garde(custom(|v: &Vec<String>, _: &()| validate::subset_of(v, &self.channels)))]
+    pub signed_channels: Vec<String>,
     /// Allowed label values; any other value in the label dataset is an error. Labels are
     /// stored as given by the file: no polarity is assumed. Default: `[0, 1]`.
     #[serde(default = "default_labels")]
@@ -182,6 +187,11 @@ pub struct PointCloudConfig {
     #[serde(default)]
     #[garde(skip)]
     pub row_axis: RowAxis,
+    /// Channels that enter the rank score (e.g. energies but not times). Default: null (all).
+    /// Must name channels of `source.channels`.
+    #[serde(default)]
+    #[garde(skip)]
+    pub rank_channels: Option<Vec<String>>,
 }
 
 impl Default for PointCloudConfig {
@@ -192,6 +202,7 @@ impl Default for PointCloudConfig {
             resolutions: default_resolutions(),
             pixel_size: default_pixel_size(),
             row_axis: RowAxis::default(),
+            rank_channels: None,
         }
     }
 }

@@ -53,6 +53,27 @@ pub fn channel_names(value: &[String], _ctx: &()) -> garde::Result {
     Ok(())
 }
 
+pub fn subset_of(value: &[String], channels: &[String]) -> garde::Result {
+    match value.iter().find(|v| !channels.contains(v)) {
+        Some(v) => Err(garde::Error::new(format!(
+            "`{v}` is not one of the channels ({})",
+            channels.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+pub fn rank_channels(stages: &super::StagesConfig, channels: &[String]) -> garde::Result {
+    match &stages.pointcloud.rank_channels {
+        Some(r) if r.is_empty() => Err(garde::Error::new(
+            "pointcloud.rank_channels must name at least one channel (or be null for all)",
+        )),
+        Some(r) => subset_of(r, channels)
+            .map_err(|e| garde::Error::new(format!("pointcloud.rank_channels: {e}"))),
+        None => Ok(()),
+    }
+}
+
 pub fn unique_labels(value: &[i8], _ctx: &()) -> garde::Result {
     for (i, l) in value.iter().enumerate() {
         if value[..i].contains(l) {

@@ -1,10 +1,11 @@
 //! Point-cloud stage: jet image → top-R hit pixels at every resolution, in one pass.
 //!
 //! Rule (deterministic form of the e2e_sparse selection): a pixel is a point when any channel
-//! is > `threshold`; points are ranked by Σ value² (or Σ value) over channels, descending,
+//! is > `threshold`; points are ranked by Σ value² (or Σ value) over the rank channels (all by
+//! default), accumulated in float32 in channel order, descending,
 //! ties broken by ascending row-major pixel index; resolution R keeps the first R. One partial
 //! sort per jet serves every resolution, so each resolution is a prefix of the next. Invalid
-//! pixels (NaN, ±inf, negative) are handled by the source's `on_invalid` policy.
+//! pixels (NaN, ±inf, negative in an unsigned channel) are handled by `source.on_invalid`.
 
 use crate::batch::{ImageBatch, JetTables, Rejection};
 use crate::config::{OnInvalid, PipelineConfig, RankBy, RowAxis};
@@ -52,6 +53,10 @@ pub struct PointCloudStage {
     row_axis: RowAxis,
     on_invalid: OnInvalid,
     channels: Vec<String>,
+    /// Per channel: may the value be negative?
+    signed: Vec<bool>,
+    /// Per channel: does it enter the rank score?
+    ranked: Vec<bool>,
     labels: Vec<i8>,
     files: Vec<PathBuf>,
     jets_schema: SchemaRef,
@@ -94,9 +99,13 @@ fn list_array<T: ArrowPrimitiveType>(
     Arc::new(ListArray::new(item, offsets.clone(), values, None))
 }
 
-/// A pixel value is valid when finite and >= 0 (NaN fails the first comparison).
-fn valid(v: f32) -> bool {
-    (0.0..f32::INFINITY).contains(&v)
+/// A pixel value is valid when finite and, unless its channel is signed, >= 0.
+fn valid(v: f32, signed: bool) -> bool {
+    if signed {
+        v.is_finite()
+    } else {
+        (0.0..f32::INFINITY).contains(&v)
+    }
 }
 
 impl PointCloudStage {
@@ -112,6 +121,12 @@ impl PointCloudStage {
             row_axis: pc.row_axis,
             on_invalid: cfg.source.on_invalid,
             channels: cfg.source.channels.clone(),
+            signed: (cfg.source.channels.iter())
+                .map(|c| cfg.source.signed_channels.contains(c))
+                .collect(),
+            ranked: (cfg.source.channels.iter())
+                .map(|c| pc.rank_channels.as_ref().is_none_or(|r| r.contains(c)))
+                .collect(),
             labels: cfg.source.labels.clone(),
             files,
             jets_schema: jets_schema(cfg),
@@ -140,7 +155,7 @@ impl PointCloudStage {
             let mut score = 0.0f32;
             for (c, sum) in sums.iter_mut().enumerate() {
                 let v = &mut image[base + c * cs];
-                if !valid(*v) {
+                if !valid(*v, self.signed[c]) {
                     match self.on_invalid {
                         OnInvalid::Zero => {
                             *v = 0.0;
@@ -152,10 +167,12 @@ impl PointCloudStage {
                 let v = *v;
                 *sum += v;
                 hit |= v > self.threshold;
-                score += match self.rank_by {
-                    RankBy::SumSq => v * v,
-                    RankBy::Sum => v,
-                };
+                if self.ranked[c] {
+                    score += match self.rank_by {
+                        RankBy::SumSq => v * v,
+                        RankBy::Sum => v,
+                    };
+                }
             }
             if hit {
                 out.push(Candidate {
@@ -237,7 +254,7 @@ impl PointCloudStage {
                         file: self.files[file].clone(),
                         index,
                         msg: format!(
-                            "{where_}: pixel values must be finite and >= 0 (set source.on_invalid to skip_jet or zero to continue)"
+                            "{where_}: pixel values must be finite and >= 0 (list signed channels in source.signed_channels; set source.on_invalid to skip_jet or zero to continue)"
                         ),
                     });
                 }
