@@ -12,7 +12,8 @@ Same schema, chunking (1, 125, 125, 3) and gzip as the qg mode.  To stay fast
 and memory-flat, the 4 reflected variants of every source jet are compressed
 once by HDF5 itself (in an in-memory HDF5 file, same filter and level), and
 the output is streamed block by block with write_direct_chunk: memory ~ 4 x
-compressed source size + 12 bytes per output jet, ~2 minutes for 139306 jets.
+compressed source size + 12 bytes per output jet; 139306 jets from
+qg_sample.h5 take ~8 s and ~430 MB on disk.
 """
 from __future__ import annotations
 

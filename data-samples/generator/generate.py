@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--jet-r", type=float, default=P.jet_r, help="anti-kt radius")
     q.add_argument("--pthat-min", type=float, default=None, help="PhaseSpace:pTHatMin (default 0.8*pt-min)")
     q.add_argument("--pthat-max", type=float, default=None, help="PhaseSpace:pTHatMax (default 1.2*pt-max)")
+    q.add_argument("--pileup", type=float, default=P.pileup,
+                   help="mean number of overlaid minimum-bias events (Poisson); 0 = none")
     q.add_argument("--no-mpi", action="store_true", help="switch off multiparton interactions")
     q.add_argument("--no-hadronisation", action="store_true", help="switch off hadronisation")
     q.add_argument("--pythia", action="append", default=[], metavar="'Key = value'",
@@ -98,7 +100,7 @@ def main(argv=None) -> int:
         phys = physics.PhysicsConfig(
             ecm=args.ecm, pt_min=args.pt_min, pt_max=args.pt_max, eta_max=args.eta_max,
             jet_r=args.jet_r, pthat_min=args.pthat_min, pthat_max=args.pthat_max,
-            mpi=not args.no_mpi, hadronisation=not args.no_hadronisation, extra=tuple(args.pythia))
+            mpi=not args.no_mpi, pileup=args.pileup, hadronisation=not args.no_hadronisation, extra=tuple(args.pythia))
         det = detector.DetectorConfig(**{k: getattr(args, k) for k in detector.DetectorConfig.__dataclass_fields__})
         meta = args.meta
         if meta == "auto":

@@ -15,6 +15,10 @@ Physics (all settable from the CLI, see generate.py / README.md):
   * anti-kt R = 0.4 on all visible final-state particles (neutrinos excluded);
     the event is kept if its *leading* jet has pt_min <= pT < pt_max and
     |eta| < eta_max.
+  * optional pile-up: Poisson(pileup) SoftQCD:nonDiffractive events from a
+    second Pythia instance (seeded from the same block) are overlaid on the
+    particles that go to the detector; the jet (pt, m0, constituents) is always
+    the particle-level jet of the hard event alone.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ class PhysicsConfig:
     pthat_min: float | None = None  # None -> 0.8 * pt_min
     pthat_max: float | None = None  # None -> 1.2 * pt_max
     mpi: bool = True
+    pileup: float = 20.0          # mean number of overlaid minimum-bias events (Poisson)
     hadronisation: bool = True
     extra: tuple = field(default_factory=tuple)  # extra raw Pythia settings
 
@@ -54,23 +59,28 @@ def block_seed(seed: int, stream: int, label: int, block: int) -> np.random.Seed
     return np.random.SeedSequence(entropy=seed, spawn_key=(stream, label, block))
 
 
-def pythia_seed(seed: int, label: int, block: int) -> int:
-    state = block_seed(seed, 0, label, block).generate_state(1, np.uint32)[0]
+def pythia_seed(seed: int, label: int, block: int, stream: int = 0) -> int:
+    state = block_seed(seed, stream, label, block).generate_state(1, np.uint32)[0]
     return int(state) % PYTHIA_SEED_MAX + 1
 
 
-def pythia_settings(cfg: PhysicsConfig, label: int, rnd_seed: int) -> list[str]:
+def pythia_settings(cfg: PhysicsConfig, label: int, rnd_seed: int, minbias: bool = False) -> list[str]:
     lo, hi = cfg.pthat
-    s = [
-        f"Beams:eCM = {cfg.ecm}",
-        f"{PROCESS[label]} = on",
-        "23:onMode = off",
-        "23:onIfAny = 12 14 16",
-        "WeakZ0:gmZmode = 2",
-        f"PhaseSpace:pTHatMin = {lo}",
-        f"PhaseSpace:pTHatMax = {hi}",
-        f"PartonLevel:MPI = {'on' if cfg.mpi else 'off'}",
-        f"HadronLevel:all = {'on' if cfg.hadronisation else 'off'}",
+    if minbias:
+        s = [f"Beams:eCM = {cfg.ecm}", "SoftQCD:nonDiffractive = on"]
+    else:
+        s = [
+            f"Beams:eCM = {cfg.ecm}",
+            f"{PROCESS[label]} = on",
+            "23:onMode = off",
+            "23:onIfAny = 12 14 16",
+            "WeakZ0:gmZmode = 2",
+            f"PhaseSpace:pTHatMin = {lo}",
+            f"PhaseSpace:pTHatMax = {hi}",
+            f"PartonLevel:MPI = {'on' if cfg.mpi else 'off'}",
+            f"HadronLevel:all = {'on' if cfg.hadronisation else 'off'}",
+        ]
+    s += [
         "Random:setSeed = on",
         f"Random:seed = {rnd_seed}",
         "Print:quiet = on",
@@ -79,7 +89,29 @@ def pythia_settings(cfg: PhysicsConfig, label: int, rnd_seed: int) -> list[str]:
         "Next:numberShowInfo = 0",
         "Next:numberShowProcess = 0",
     ]
-    return s + list(cfg.extra)
+    return s + ([] if minbias else list(cfg.extra))
+
+
+def _new_pythia(settings):
+    import pythia8mc
+    py = pythia8mc.Pythia("", False)
+    for s in settings:
+        if not py.readString(s):
+            raise RuntimeError(f"Pythia rejected setting {s!r}")
+    if not py.init():
+        raise RuntimeError("Pythia initialisation failed")
+    return py
+
+
+def _visible(ev) -> list:
+    """(px, py, pz, e, charge, |id|, is_hadron) of every visible final-state particle."""
+    rows = []
+    for j in range(ev.size()):
+        p = ev[j]
+        if p.isFinal() and p.isVisible():
+            rows.append((p.px(), p.py(), p.pz(), p.e(), p.charge(), p.idAbs(),
+                         1.0 if p.isHadron() else 0.0))
+    return rows
 
 
 _FASTJET_SILENCED = False
@@ -125,19 +157,18 @@ class JetEvent:
     p_hadron: np.ndarray
 
 
-def generate_block(cfg: PhysicsConfig, label: int, n_jets: int, rnd_seed: int,
+def generate_block(cfg: PhysicsConfig, label: int, n_jets: int, seed: int, block: int,
                    max_tries_per_jet: int = 200) -> tuple[list[JetEvent], int]:
-    """Generate ``n_jets`` accepted events. Returns (events, number of tried events)."""
+    """Generate ``n_jets`` accepted events of block ``block`` of class ``label``.
+
+    Returns (events, number of tried hard events)."""
     import fastjet as fj
-    import pythia8mc
 
     _silence_fastjet_banner(fj)
-    py = pythia8mc.Pythia("", False)
-    for s in pythia_settings(cfg, label, rnd_seed):
-        if not py.readString(s):
-            raise RuntimeError(f"Pythia rejected setting {s!r}")
-    if not py.init():
-        raise RuntimeError("Pythia initialisation failed")
+    py = _new_pythia(pythia_settings(cfg, label, pythia_seed(seed, label, block)))
+    if cfg.pileup > 0:
+        mb = _new_pythia(pythia_settings(cfg, label, pythia_seed(seed, label, block, 3), minbias=True))
+        pu_rng = np.random.default_rng(block_seed(seed, 4, label, block))
     jet_def = fj.JetDefinition(fj.antikt_algorithm, cfg.jet_r)
 
     out: list[JetEvent] = []
@@ -148,13 +179,7 @@ def generate_block(cfg: PhysicsConfig, label: int, n_jets: int, rnd_seed: int,
         tried += 1
         if not py.next():
             continue
-        ev = py.event
-        rows = []
-        for j in range(ev.size()):
-            p = ev[j]
-            if p.isFinal() and p.isVisible():
-                rows.append((p.px(), p.py(), p.pz(), p.e(), p.charge(), p.idAbs(),
-                             1.0 if p.isHadron() else 0.0))
+        rows = _visible(py.event)
         if not rows:
             continue
         arr = np.asarray(rows, dtype=np.float64)
@@ -171,6 +196,15 @@ def generate_block(cfg: PhysicsConfig, label: int, n_jets: int, rnd_seed: int,
         jpt, jeta = lead.pt(), lead.eta()
         if not (cfg.pt_min <= jpt < cfg.pt_max and abs(jeta) < cfg.eta_max):
             continue
+        n_hard = arr.shape[0]
+        if cfg.pileup > 0:
+            extra = []
+            for _ in range(int(pu_rng.poisson(cfg.pileup))):
+                while not mb.next():
+                    pass
+                extra += _visible(mb.event)
+            if extra:
+                arr = np.concatenate([arr, np.asarray(extra, dtype=np.float64)])
         px, pyy, pz, e = arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]
         pt = np.hypot(px, pyy)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -178,6 +212,7 @@ def generate_block(cfg: PhysicsConfig, label: int, n_jets: int, rnd_seed: int,
         phi = np.arctan2(pyy, px)
         jphi = lead.phi_std()
         idx = np.array([c.user_index() for c in lead.constituents()], dtype=np.int64)
+        assert idx.size == 0 or idx.max() < n_hard
         dphi = np.mod(phi[idx] - jphi + math.pi, 2 * math.pi) - math.pi
         dr = np.hypot(eta[idx] - jeta, dphi)
         girth = float(np.sum(pt[idx] * dr) / jpt)

@@ -38,8 +38,7 @@ class BlockTask:
 
 
 def run_block(task: BlockTask):
-    rnd = physics.pythia_seed(task.seed, task.label, task.block)
-    events, tried = physics.generate_block(task.phys, task.label, task.n, rnd)
+    events, tried = physics.generate_block(task.phys, task.label, task.n, task.seed, task.block)
     rng = np.random.default_rng(physics.block_seed(task.seed, 1, task.label, task.block))
     images = np.stack([detector.make_image(ev, rng, task.det) for ev in events])
     meta = [(ev.pt, ev.eta, ev.phi, ev.mass, ev.n_constituents, ev.n_charged, ev.girth)

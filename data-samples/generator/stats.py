@@ -5,7 +5,8 @@
 
 Prints, for each qg file: schema (shapes, dtypes, chunks, compression),
 label balance, pT window, non-negative/finite pixels, HCAL 5x5 equality,
-quark-vs-gluon table (non-zero pixels per channel and in the union,
+quark-vs-gluon table (non-zero pixels per channel and in the union, in the
+whole image and within the jet cone ΔR < 0.4,
 constituent multiplicity and girth from the *_truth.csv sidecar, image
 width, pT and mass means); the same kind of summary for egamma_sample.h5;
 file sizes and sha256.  --rate N additionally times the generation of N
@@ -44,12 +45,21 @@ def schema(f):
     return "| dataset | dtype | shape | chunks | compression |\n|---|---|---|---|---|\n" + "\n".join(rows)
 
 
-def image_width(X):
-    """Intensity-weighted mean distance (in pixels) from the image centre, all channels summed."""
-    n = X.shape[1]
+CONE = 0.4 / 0.0174  # jet radius in pixels (23 pixels)
+
+
+def _radius(n):
     c = (n - 1) / 2.0 if n % 2 == 0 else n // 2
-    r = np.hypot(*np.meshgrid(np.arange(n) - c, np.arange(n) - c, indexing="ij"))
+    return np.hypot(*np.meshgrid(np.arange(n) - c, np.arange(n) - c, indexing="ij"))
+
+
+def image_width(X, rmax=None):
+    """Intensity-weighted mean distance (pixels) from the image centre, channels summed;
+    only pixels with r < rmax when given."""
+    r = _radius(X.shape[1])
     s = X.sum(axis=-1)
+    if rmax is not None:
+        s = s * (r < rmax)
     return (s * r).sum(axis=(1, 2)) / np.maximum(s.sum(axis=(1, 2)), 1e-12)
 
 
@@ -64,7 +74,10 @@ def qg_stats(path):
         y, pt, m0 = f["y"][:], f["pt"][:], f["m0"][:]
         n = len(y)
         nz = np.zeros((n, 4), np.int64)
+        nz_cone = np.zeros((n, 4), np.int64)
         width = np.zeros(n)
+        width_cone = np.zeros(n)
+        in_cone = _radius(125) < CONE
         hcal_ok = True
         neg = nan = 0
         for s in range(0, n, 250):
@@ -77,6 +90,10 @@ def qg_stats(path):
             H = X[..., 2].reshape(len(X), 25, 5, 25, 5)
             hcal_ok &= bool(np.all(H == H[:, :, :1, :, :1]))
             width[s:s + 250] = image_width(X)
+            width_cone[s:s + 250] = image_width(X, CONE)
+            nzc = nzc & in_cone[None, :, :, None]
+            nz_cone[s:s + 250, :3] = nzc.sum(axis=(1, 2))
+            nz_cone[s:s + 250, 3] = nzc.any(axis=-1).sum(axis=(1, 2))
     npx = 125 * 125
     out.append(f"- jets: {n}; y=1 (quark): {int((y == 1).sum())}, y=0 (gluon): {int((y == 0).sum())}")
     out.append(f"- pt range [{pt.min():.1f}, {pt.max():.1f}] GeV, mean {pt.mean():.1f}; m0 mean {m0.mean():.2f} GeV")
@@ -98,13 +115,16 @@ def qg_stats(path):
 
     for i, ch in enumerate(["Tracks", "ECAL", "HCAL", "union"]):
         add(f"non-zero pixels {ch}", nz[:, i].astype(float))
+    for i, ch in enumerate(["Tracks", "ECAL", "HCAL", "union"]):
+        add(f"non-zero pixels {ch}, ΔR < 0.4", nz_cone[:, i].astype(float))
     if truth:
         idx = np.arange(n)
         add("constituents (truth)", np.array([float(truth[i]["n_constituents"]) for i in idx]))
         add("charged constituents (truth)", np.array([float(truth[i]["n_charged"]) for i in idx]))
         add("girth Σ pT·ΔR / pT (truth)", np.array([float(truth[i]["girth"]) for i in idx]),
             lambda a: f"{np.mean(a):.4f} ± {np.std(a):.4f}")
-    add("image width ⟨r⟩ (pixels, all channels)", width)
+    add("image width ⟨r⟩ (pixels, all channels, whole image)", width)
+    add("image width ⟨r⟩ (pixels, all channels, ΔR < 0.4)", width_cone)
     add("jet pT (GeV)", pt.astype(float))
     add("jet mass m0 (GeV)", m0.astype(float))
     out += ["", *lines, ""]
