@@ -266,6 +266,96 @@ fn cli_reports_yaml_line_and_exit_code() {
 }
 
 #[test]
+fn bad_scalars_and_mismatched_files_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let jets = random_jets(1, 6, 8, 8, 3);
+    // label dataset of the wrong shape
+    let h5 = dir.path().join("shape.h5");
+    write_h5(
+        &h5,
+        &jets,
+        &Write {
+            scalars: false,
+            ..Default::default()
+        },
+    );
+    {
+        let f = hdf5::File::open_rw(&h5).unwrap();
+        for name in ["pt", "m0"] {
+            f.new_dataset_builder()
+                .with_data(jets.pt.as_slice())
+                .create(name)
+                .unwrap();
+        }
+        f.new_dataset_builder()
+            .with_data(&ndarray::Array2::<f32>::zeros((6, 2)))
+            .create("y")
+            .unwrap();
+    }
+    let msg = err_of(&config(&[&h5], &out, ""));
+    assert!(
+        msg.contains("shape.h5")
+            && msg.contains("dataset `y` has shape [6, 2], expected (N,) or (N, 1)"),
+        "{msg}"
+    );
+    // label that is not an integer, and one that is NaN
+    for (i, v) in [0.5f32, f32::NAN].into_iter().enumerate() {
+        let h5 = dir.path().join(format!("frac{i}.h5"));
+        let mut j = jets.clone();
+        j.y[4] = v;
+        write_h5(&h5, &j, &Write::default());
+        let msg = err_of(&config(&[&h5], &out.join(format!("{i}")), ""));
+        assert!(
+            msg.contains(&format!(
+                "frac{i}.h5: jet 4: label value {v} is not one of the allowed labels"
+            )),
+            "{msg}"
+        );
+    }
+    // two files with different image sizes
+    let (a, b) = (dir.path().join("g1.h5"), dir.path().join("g2.h5"));
+    write_h5(&a, &jets, &Write::default());
+    write_h5(&b, &random_jets(1, 6, 10, 10, 3), &Write::default());
+    let msg = err_of(&config(&[&a, &b], &out, ""));
+    assert!(
+        msg.contains("g2.h5: images are 10×10×3 but") && msg.contains("has 8×8×3"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn corrupt_chunk_names_file_and_jet() {
+    let dir = tempfile::tempdir().unwrap();
+    let h5 = dir.path().join("flip.h5");
+    // Jet 0 empty, jet 1 full of distinct values: its gzip chunk is large and easy to find.
+    let mut jets = random_jets(2, 3, 20, 20, 3);
+    jets.images.iter_mut().for_each(|v| *v = 0.0);
+    for p in 0..400 {
+        for c in 0..3 {
+            jets.set(1, p / 20, p % 20, c, (p * 3 + c) as f32 * 0.37);
+        }
+    }
+    write_h5(&h5, &jets, &Write::default());
+    let mut bytes = std::fs::read(&h5).unwrap();
+    // Overwrite the middle of the largest run of high-entropy bytes (jet 1's deflate stream).
+    let probe: Vec<u8> = {
+        let f = hdf5::File::open(&h5).unwrap();
+        let ds = f.dataset("X_jets").unwrap();
+        let info = ds.chunk_info(1).unwrap();
+        let (off, size) = (info.addr as usize, info.size as usize);
+        bytes[off + size / 2..off + size / 2 + 16].copy_from_slice(&[0xFF; 16]);
+        bytes.clone()
+    };
+    std::fs::write(&h5, &probe).unwrap();
+    let msg = err_of(&config(&[&h5], &dir.path().join("out"), ""));
+    assert!(
+        msg.contains("flip.h5: jet 1: cannot read the image dataset"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn corrupt_hdf5_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let h5 = dir.path().join("trunc.h5");

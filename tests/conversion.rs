@@ -234,17 +234,17 @@ fn jets_table_has_sums_labels_and_scalars() {
 }
 
 #[test]
-fn output_bytes_do_not_depend_on_thread_count() {
+fn output_bytes_do_not_depend_on_threads_batch_size_or_queue_depth() {
     let dir = tempfile::tempdir().unwrap();
     let h5 = dir.path().join("qg.h5");
     write_h5(&h5, &random_jets(11, 120, 125, 125, 3), &Write::default());
     let mut trees = Vec::new();
-    for threads in [1, 2, 5] {
-        let out = dir.path().join(format!("out{threads}"));
+    for (threads, batch, depth) in [(1, 40, 1), (2, 3, 2), (5, 7, 8), (2, 64, 4)] {
+        let out = dir.path().join(format!("out{threads}_{batch}"));
         let mut cfg = config(&[&h5], &out, "");
         cfg.engine.threads = threads;
-        cfg.engine.batch_size = 3;
-        cfg.engine.queue_depth = 2;
+        cfg.engine.batch_size = batch;
+        cfg.engine.queue_depth = depth;
         run(
             &cfg,
             &RunOptions {
@@ -263,8 +263,119 @@ fn output_bytes_do_not_depend_on_thread_count() {
     }
     assert!(
         trees.windows(2).all(|w| w[0] == w[1]),
-        "outputs differ between thread counts"
+        "outputs differ between engine settings"
     );
+}
+
+#[test]
+fn rerun_keeps_complete_units_and_rewrites_missing_ones_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let h5 = dir.path().join("qg.h5");
+    let good = random_jets(12, 100, 40, 40, 3);
+    write_h5(&h5, &good, &Write::default());
+    let reference = dir.path().join("reference");
+    run(
+        &config(&[&h5], &reference, ""),
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let snapshot = |d: &Path| -> Vec<(String, Vec<u8>)> {
+        tree(d)
+            .into_iter()
+            .map(|f| {
+                let b = std::fs::read(d.join(&f)).unwrap();
+                (f, b)
+            })
+            .collect()
+    };
+
+    // A shard goes missing and a killed run left a temp file: the rerun restores both.
+    let out = dir.path().join("out");
+    let cfg = config(&[&h5], &out, "");
+    run(
+        &cfg,
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    std::fs::remove_file(out.join("points/res=512/part-00001.parquet")).unwrap();
+    std::fs::write(out.join("points/res=256/.part-00002.parquet.tmp"), b"junk").unwrap();
+    let s = run(
+        &cfg,
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.units_kept, 2);
+    assert_eq!(snapshot(&out), snapshot(&reference));
+
+    // A run that failed at jet 85 (unit 2) keeps units 0 and 1 in its manifest.
+    let out = dir.path().join("failed");
+    let mut bad = good.clone();
+    bad.set(85, 1, 1, 0, f32::NAN);
+    write_h5(&h5, &bad, &Write::default());
+    let cfg = config(&[&h5], &out, "");
+    assert!(
+        run(
+            &cfg,
+            &RunOptions {
+                quiet: true,
+                ..Default::default()
+            }
+        )
+        .is_err()
+    );
+    assert_eq!(Manifest::read(&out).unwrap().unwrap().units.len(), 2);
+    write_h5(&h5, &good, &Write::default());
+    let s = run(
+        &cfg,
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // The fixed file differs in size from the one the failed run read, so no unit of the
+    // failed run is trusted: all are converted again.
+    assert_eq!((s.units_kept, s.totals.units_complete), (0, 3));
+    assert_eq!(snapshot(&out), snapshot(&reference));
+
+    // A run killed after its second unit (manifest lists units 0-1, unit 2 never renamed):
+    // the rerun converts only unit 2 and ends byte-identical to an uninterrupted run.
+    let out = dir.path().join("killed");
+    let cfg = config(&[&h5], &out, "");
+    run(
+        &cfg,
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut m = Manifest::read(&out).unwrap().unwrap();
+    m.units.truncate(2);
+    m.status = Status::Running;
+    m.write(&out).unwrap();
+    for f in tree(&out).iter().filter(|f| f.contains("part-00002")) {
+        std::fs::remove_file(out.join(f)).unwrap();
+    }
+    let s = run(
+        &cfg,
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!((s.units_kept, s.totals.jets_in), (2, 100));
+    assert_eq!(snapshot(&out), snapshot(&reference));
 }
 
 #[test]
@@ -318,7 +429,15 @@ fn signed_and_rank_channels() {
             }
         }
     }
-    write_h5(&h5, &jets, &Write { images: "X", scalars: false, ..Default::default() });
+    write_h5(
+        &h5,
+        &jets,
+        &Write {
+            images: "X",
+            scalars: false,
+            ..Default::default()
+        },
+    );
     let base = |out: &Path, extra: &str| {
         let text = format!(
             "name: eg\nsource:\n  files: [\"{}\"]\n  channels: [energy, time]\n  datasets: {{images: X, pt: null, m0: null, label: null}}\n{extra}sink:\n  path: \"{}\"\nstages:\n  pointcloud:\n    resolutions: [8, 64]\n    rank_channels: [energy]\n",
@@ -328,11 +447,33 @@ fn signed_and_rank_channels() {
         jetpipe::config::parse_config(&text, "eg.yaml").unwrap()
     };
     let out = dir.path().join("unsigned");
-    let msg = run(&base(&out, ""), &RunOptions { quiet: true, ..Default::default() }).unwrap_err().to_string();
+    let msg = run(
+        &base(&out, ""),
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
     assert!(msg.contains("channel `time` is -"), "{msg}");
     let out = dir.path().join("signed");
-    run(&base(&out, "  signed_channels: [time]\n"), &RunOptions { quiet: true, ..Default::default() }).unwrap();
-    check_against_reference_ranked(&jets, &out, &[8, 64], 0.0, &["energy", "time"], &[true, false]);
+    run(
+        &base(&out, "  signed_channels: [time]\n"),
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    check_against_reference_ranked(
+        &jets,
+        &out,
+        &[8, 64],
+        0.0,
+        &["energy", "time"],
+        &[true, false],
+    );
 }
 
 #[test]

@@ -18,7 +18,14 @@ fn convert(yaml: &str, out: &Path) {
         *f = root().join(&*f).display().to_string();
     }
     cfg.sink.path = out.to_path_buf();
-    run(&cfg, &RunOptions { quiet: true, ..Default::default() }).unwrap();
+    run(
+        &cfg,
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
 }
 
 fn python(args: &[&str]) {
@@ -26,19 +33,36 @@ fn python(args: &[&str]) {
         .args(args)
         .output()
         .expect("python3 must be installed (see README: test command)");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "python3 {args:?} failed:\n{text}");
     println!("{text}");
 }
 
-#[test]
-fn numpy_reference_agrees_on_tiny_sample() {
+fn reference_check(yaml: &str, h5: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("qg_tiny");
-    convert("pipelines/qg_tiny.yaml", &out);
+    let out = dir.path().join("out");
+    convert(yaml, &out);
     let script = root().join("tests/python/reference_check.py");
-    let h5 = root().join("data-samples/qg_tiny.h5");
-    python(&[script.to_str().unwrap(), h5.to_str().unwrap(), out.to_str().unwrap()]);
+    let h5 = root().join(h5);
+    python(&[
+        script.to_str().unwrap(),
+        h5.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn numpy_reference_agrees_on_tiny_qg_sample() {
+    reference_check("pipelines/qg_tiny.yaml", "data-samples/qg_tiny.h5");
+}
+
+#[test]
+fn numpy_reference_agrees_on_egamma_sample() {
+    reference_check("pipelines/egamma.yaml", "data-samples/egamma_sample.h5");
 }
 
 #[test]
@@ -48,5 +72,9 @@ fn readme_snippets_run_on_main_job_output() {
     convert("pipelines/qg1024.yaml", &out);
     let script = root().join("tests/python/readme_snippets.py");
     let readme = root().join("README.md");
-    python(&[script.to_str().unwrap(), readme.to_str().unwrap(), out.to_str().unwrap()]);
+    python(&[
+        script.to_str().unwrap(),
+        readme.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
 }

@@ -84,7 +84,7 @@ fn inspect_hdf5(args: &InspectArgs) -> Result<()> {
     .unwrap_or(0);
     let has_label = names.contains(&args.label);
     let cfg = SourceConfig {
-        files: vec![path.display().to_string()],
+        files: vec![glob::Pattern::escape(&path.display().to_string())],
         datasets: DatasetNames {
             images: args.images.clone(),
             pt: None,

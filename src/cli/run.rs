@@ -2,7 +2,7 @@
 
 use crate::config::load_config;
 use crate::engine::{RunOptions, run as run_pipeline};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::path::PathBuf;
 
 /// Arguments of `pipeline run`.
@@ -45,6 +45,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(p) = args.output {
         cfg.sink.path = p;
     }
+    garde::Validate::validate(&cfg)
+        .map_err(|e| Error::Config(format!("invalid command-line override: {e}")))?;
     eprintln!("pipeline `{}` ({})", cfg.name, args.config.display());
     let summary = run_pipeline(
         &cfg,

@@ -236,9 +236,9 @@ pub struct EngineConfig {
     #[serde(default)]
     #[garde(range(max = 1024))]
     pub threads: usize,
-    /// Jets per batch travelling between stages. Default: 64.
+    /// Jets per batch travelling between stages, 1..=16384. Default: 64.
     #[serde(default = "default_batch_size")]
-    #[garde(range(min = 1, max = 65536))]
+    #[garde(range(min = 1, max = 16384))]
     pub batch_size: u64,
     /// Batches buffered between two stages; peak memory ≈ batch size × queue depth. Default: 4.
     #[serde(default = "default_queue_depth")]

@@ -1,19 +1,26 @@
 //! The streaming executor: one reader thread, a pool of stage workers, and the sink on the
-//! calling thread, joined by bounded crossbeam channels (back-pressure keeps memory at about
-//! batch size × queue depth). The sink restores batch order from sequence numbers, so the
-//! output does not depend on the number of workers.
+//! calling thread, joined by bounded crossbeam channels.
+//!
+//! - Order: every batch (and every error) carries its sequence number; the sink consumes them
+//!   strictly in sequence, so the output and the error reported do not depend on thread count
+//!   or timing: the run fails at the first bad batch in input order, after every earlier
+//!   batch was written.
+//! - Memory: a batch needs a credit to be read and returns it once written; at most
+//!   `threads + 2 × queue_depth` batches exist at once, however slow one of them is.
 
 use super::plan::BatchSpec;
 use crate::batch::{ImageBatch, JetTables};
 use crate::error::{Error, Result};
 use crate::source::Hdf5Source;
 use crate::stages::pointcloud::{PointCloudStage, Scratch};
-use crossbeam::channel::bounded;
+use crossbeam::channel::{Receiver, bounded};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+type Tagged = (u64, Result<JetTables>);
+
 /// Runs `batches` through `stage`, handing finished batches to `sink` in sequence order.
-/// The first error anywhere stops every thread and is returned.
+/// Returns the error of the first failing batch in sequence order, if any.
 pub fn execute(
     source: &Hdf5Source,
     stage: &PointCloudStage,
@@ -22,8 +29,14 @@ pub fn execute(
     queue_depth: usize,
     mut sink: impl FnMut(JetTables) -> Result<()>,
 ) -> Result<()> {
+    let threads = threads.max(1);
+    let in_flight = threads + 2 * queue_depth;
+    let (credit_tx, credit_rx) = bounded::<()>(in_flight);
+    for _ in 0..in_flight {
+        credit_tx.send(()).expect("capacity");
+    }
     let (in_tx, in_rx) = bounded::<ImageBatch>(queue_depth);
-    let (out_tx, out_rx) = bounded::<Result<JetTables>>(queue_depth);
+    let (out_tx, out_rx) = bounded::<Tagged>(queue_depth);
     let cancel = AtomicBool::new(false);
     let cancel = &cancel;
 
@@ -31,13 +44,13 @@ pub fn execute(
         let reader_out = out_tx.clone();
         s.spawn(move || {
             for spec in batches {
-                if cancel.load(Ordering::Relaxed) {
+                if credit_rx.recv().is_err() || cancel.load(Ordering::Relaxed) {
                     break;
                 }
-                let batch =
-                    source.files[spec.file]
-                        .read(spec.start, spec.n)
-                        .map(|raw| ImageBatch {
+                let read = source.files[spec.file].read(spec.start, spec.n);
+                match read {
+                    Ok(raw) => {
+                        let batch = ImageBatch {
                             seq: spec.seq,
                             unit: spec.unit,
                             last_in_unit: spec.last_in_unit,
@@ -45,21 +58,19 @@ pub fn execute(
                             start: spec.start,
                             n: spec.n,
                             raw,
-                        });
-                match batch {
-                    Ok(b) => {
-                        if in_tx.send(b).is_err() {
+                        };
+                        if in_tx.send(batch).is_err() {
                             break;
                         }
                     }
                     Err(e) => {
-                        let _ = reader_out.send(Err(e));
+                        let _ = reader_out.send((spec.seq, Err(e)));
                         break;
                     }
                 }
             }
         });
-        for _ in 0..threads.max(1) {
+        for _ in 0..threads {
             let (rx, tx) = (in_rx.clone(), out_tx.clone());
             s.spawn(move || {
                 let mut scratch = Scratch::default();
@@ -67,9 +78,8 @@ pub fn execute(
                     if cancel.load(Ordering::Relaxed) {
                         break;
                     }
-                    let result = stage.process(batch, &mut scratch);
-                    let failed = result.is_err();
-                    if tx.send(result).is_err() || failed {
+                    let seq = batch.seq;
+                    if tx.send((seq, stage.process(batch, &mut scratch))).is_err() {
                         break;
                     }
                 }
@@ -78,34 +88,42 @@ pub fn execute(
         drop(in_rx);
         drop(out_tx);
 
-        let result = reorder(out_rx.iter(), batches.len() as u64, &mut sink);
-        if result.is_err() {
-            cancel.store(true, Ordering::Relaxed);
-            for _ in out_rx.iter() {}
-        }
+        let result = reorder(
+            &out_rx,
+            batches.len() as u64,
+            &mut || credit_tx.send(()),
+            &mut sink,
+        );
+        cancel.store(true, Ordering::Relaxed);
+        drop(credit_tx);
+        for _ in out_rx.iter() {}
         result
     })
 }
 
-/// Feeds results to `sink` in sequence order; fails on the first error.
-fn reorder(
-    results: impl Iterator<Item = Result<JetTables>>,
+/// Feeds results to `sink` strictly in sequence order, returning a credit after each.
+fn reorder<E>(
+    results: &Receiver<Tagged>,
     expected: u64,
+    credit: &mut impl FnMut() -> std::result::Result<(), E>,
     sink: &mut impl FnMut(JetTables) -> Result<()>,
 ) -> Result<()> {
-    let mut pending = BTreeMap::new();
+    let mut pending: BTreeMap<u64, Result<JetTables>> = BTreeMap::new();
     let mut next = 0u64;
-    for r in results {
-        let t = r?;
-        pending.insert(t.seq, t);
-        while let Some(t) = pending.remove(&next) {
-            sink(t)?;
-            next += 1;
+    while next < expected {
+        match pending.remove(&next) {
+            Some(r) => {
+                sink(r?)?;
+                let _ = credit();
+                next += 1;
+            }
+            None => match results.recv() {
+                Ok((seq, r)) => {
+                    pending.insert(seq, r);
+                }
+                Err(_) => return Err(Error::Cancelled),
+            },
         }
     }
-    if next == expected {
-        Ok(())
-    } else {
-        Err(Error::Cancelled)
-    }
+    Ok(())
 }

@@ -29,6 +29,8 @@ pub struct RunOptions {
 /// What a run did.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
+    /// Units kept from an earlier run of the same pipeline.
+    pub units_kept: usize,
     /// Output directory.
     pub output: PathBuf,
     /// Totals, as in the manifest.
@@ -149,8 +151,35 @@ pub fn new_manifest(cfg: &PipelineConfig, source: &Hdf5Source, units_planned: us
     }
 }
 
+/// Units of an earlier run of the same pipeline that can be kept: same sources, same jet
+/// range, and every shard present with the recorded size. (Checksums are not re-read here.)
+fn reusable_units(
+    old: &Manifest,
+    new: &Manifest,
+    units: &[plan::Unit],
+    dir: &std::path::Path,
+) -> Vec<crate::store::manifest::UnitRecord> {
+    if old.sources != new.sources {
+        return Vec::new();
+    }
+    old.units
+        .iter()
+        .filter(|r| {
+            units
+                .iter()
+                .any(|u| (u.id, u.file, u.start, u.end) == (r.unit, r.file, r.start, r.end))
+                && r.shards.len() == 1 + new.tables["points"].partitions.len()
+                && r.shards
+                    .iter()
+                    .all(|s| std::fs::metadata(dir.join(&s.path)).is_ok_and(|m| m.len() == s.bytes))
+        })
+        .cloned()
+        .collect()
+}
+
 /// Runs the pipeline to completion. On error, completed units stay listed in a manifest with
-/// status `failed`; no partial shard is left behind.
+/// status `failed`; no partial shard is left behind. A rerun of the same pipeline keeps the
+/// complete units and converts the others.
 pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
     let source = Hdf5Source::open(&cfg.source)?;
@@ -161,11 +190,33 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
         cfg.source.limit,
         cfg.sink.shard_size,
     );
-    let batches = plan::plan_batches(&units, cfg.engine.batch_size);
     let dir = cfg.sink.path.clone();
-    let note = output::prepare(&dir, &cfg.content_hash(), opts.overwrite)?;
-
     let mut manifest = new_manifest(cfg, &source, units.len());
+    let previous = output::prepare(&dir, &cfg.content_hash(), &manifest.config, opts.overwrite)?;
+    let mut note = None;
+    match previous {
+        output::Previous::Nothing => {}
+        output::Previous::Replaced(n) => note = Some(n),
+        output::Previous::SamePipeline(old) => {
+            let kept = reusable_units(&old, &manifest, &units, &dir);
+            note = Some(format!(
+                "output holds an earlier run of this pipeline ({:?}): keeping {} of {} units, converting the rest",
+                old.status,
+                kept.len(),
+                units.len()
+            ));
+            for u in kept {
+                manifest.push_unit(u);
+            }
+        }
+    }
+    let units_kept = manifest.units.len();
+    let done: std::collections::BTreeSet<u32> = manifest.units.iter().map(|u| u.unit).collect();
+    let units: Vec<plan::Unit> = units
+        .into_iter()
+        .filter(|u| !done.contains(&u.id))
+        .collect();
+    let batches = plan::plan_batches(&units, cfg.engine.batch_size);
     manifest.write(&dir)?;
     let stage = PointCloudStage::new(
         cfg,
@@ -181,14 +232,14 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
         jets_schema(cfg),
         points_schema(cfg),
         cfg.stages.pointcloud.resolutions.clone(),
-        units
-            .iter()
-            .map(|u| UnitSpan {
+        units.iter().map(|u| {
+            let span = UnitSpan {
                 file: u.file,
                 start: u.start,
                 end: u.end,
-            })
-            .collect(),
+            };
+            (u.id, span)
+        }),
     );
     let threads = cfg.worker_threads();
     let total: u64 = units.iter().map(|u| u.end - u.start).sum();
@@ -224,6 +275,7 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
         }
     }
     Ok(RunSummary {
+        units_kept,
         output: dir,
         totals: manifest.totals,
         seconds: started.elapsed().as_secs_f64(),

@@ -1,5 +1,7 @@
-//! Preparing the output directory: refuse to mix runs of different pipelines, and remove only
-//! what jetpipe itself writes (`manifest.json`, `jets/`, `points/`) when replacing a dataset.
+//! Preparing the output directory: refuse to mix runs of different pipelines, hand back the
+//! manifest of an earlier run of the same pipeline (so its complete units are kept), and
+//! remove only what jetpipe itself writes (`manifest.json`, `jets/`, `points/`) when told to
+//! replace a dataset.
 
 use crate::error::{Error, Result};
 use crate::store::manifest::{FILE_NAME, Manifest};
@@ -25,9 +27,44 @@ fn clear(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Makes `dir` ready for a run of the pipeline with `config_hash`. Returns a note for the
-/// user when an earlier dataset is replaced.
-pub fn prepare(dir: &Path, config_hash: &str, overwrite: bool) -> Result<Option<String>> {
+/// Removes hidden temporary files (`.name.tmp`) that a killed run left in the tables.
+fn remove_temp_files(dir: &Path) -> Result<()> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if name.starts_with('.') && name.ends_with(".tmp") {
+                std::fs::remove_file(&p).map_err(|err| Error::io(&p, err))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What was in the output directory.
+pub enum Previous {
+    /// Nothing of jetpipe's.
+    Nothing,
+    /// An earlier run of the same pipeline (same config hash): its listed units may be kept.
+    SamePipeline(Manifest),
+    /// A dataset replaced because of `--overwrite`; the note says what it was.
+    Replaced(String),
+}
+
+/// Makes `dir` ready for a run of the pipeline with `config_hash`. Nothing already written is
+/// removed unless `overwrite` is given for a different pipeline's output.
+pub fn prepare(
+    dir: &Path,
+    config_hash: &str,
+    config: &serde_json::Value,
+    overwrite: bool,
+) -> Result<Previous> {
     if dir.exists() && !dir.is_dir() {
         return Err(Error::Output {
             path: dir.into(),
@@ -37,7 +74,7 @@ pub fn prepare(dir: &Path, config_hash: &str, overwrite: bool) -> Result<Option<
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let has_owned = OWNED.iter().any(|n| dir.join(n).exists());
     if !has_owned {
-        return Ok(None);
+        return Ok(Previous::Nothing);
     }
     let refuse = |why: String| Error::Output {
         path: dir.into(),
@@ -47,10 +84,8 @@ pub fn prepare(dir: &Path, config_hash: &str, overwrite: bool) -> Result<Option<
     };
     let note = match Manifest::read(dir) {
         Ok(Some(m)) if m.config_hash == config_hash => {
-            format!(
-                "replacing the earlier output of this pipeline (status {:?})",
-                m.status
-            )
+            remove_temp_files(dir)?;
+            return Ok(Previous::SamePipeline(m));
         }
         Ok(Some(m)) if overwrite => format!(
             "--overwrite: replacing the output of pipeline `{}`",
@@ -58,8 +93,9 @@ pub fn prepare(dir: &Path, config_hash: &str, overwrite: bool) -> Result<Option<
         ),
         Ok(Some(m)) => {
             return Err(refuse(format!(
-                "holds the output of pipeline `{}` with config {}, but this run's config is {}",
-                m.pipeline, m.config_hash, config_hash
+                "holds the output of pipeline `{}` with a different config ({})",
+                m.pipeline,
+                config_diff(&m.config, config).join("; ")
             )));
         }
         Ok(None) if overwrite => "--overwrite: replacing a dataset without manifest".to_string(),
@@ -70,5 +106,39 @@ pub fn prepare(dir: &Path, config_hash: &str, overwrite: bool) -> Result<Option<
         Err(e) => return Err(refuse(format!("has an unreadable manifest ({e})"))),
     };
     clear(dir)?;
-    Ok(Some(note))
+    Ok(Previous::Replaced(note))
+}
+
+/// Where two configs differ, as `path: old → new` (at most 8 entries).
+pub fn config_diff(old: &serde_json::Value, new: &serde_json::Value) -> Vec<String> {
+    fn walk(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let null = serde_json::Value::Null;
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(
+                        &p,
+                        x.get(k).unwrap_or(&null),
+                        y.get(k).unwrap_or(&null),
+                        out,
+                    );
+                }
+            }
+            _ if a != b => out.push(format!("{path}: {a} → {b}")),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", old, new, &mut out);
+    if out.is_empty() {
+        out.push("same settings, different jetpipe version".into());
+    }
+    out.truncate(8);
+    out
 }

@@ -49,7 +49,7 @@ pub fn plan_units(
         let b = sel_end.min(file_end);
         let mut start = a;
         while start < b {
-            let end = (start + shard_size).min(b);
+            let end = start.saturating_add(shard_size).min(b);
             units.push(Unit {
                 id: units.len() as u32,
                 file,
@@ -69,7 +69,7 @@ pub fn plan_batches(units: &[Unit], batch_size: u64) -> Vec<BatchSpec> {
     for u in units {
         let mut start = u.start;
         while start < u.end {
-            let end = (start + batch_size).min(u.end);
+            let end = start.saturating_add(batch_size).min(u.end);
             out.push(BatchSpec {
                 seq: out.len() as u64,
                 unit: u.id,

@@ -35,7 +35,7 @@ pub struct DatasetSink {
     jets_schema: SchemaRef,
     points_schema: SchemaRef,
     resolutions: Vec<u32>,
-    spans: Vec<UnitSpan>,
+    spans: std::collections::HashMap<u32, UnitSpan>,
     open: Option<OpenUnit>,
 }
 
@@ -50,14 +50,14 @@ pub fn points_partition(res: u32) -> String {
 }
 
 impl DatasetSink {
-    /// A sink writing under `root`; `spans[id]` describes unit `id`.
+    /// A sink writing under `root`; `spans` gives each unit's jet range by unit id.
     pub fn new(
         root: PathBuf,
         opts: ShardOptions,
         jets_schema: SchemaRef,
         points_schema: SchemaRef,
         resolutions: Vec<u32>,
-        spans: Vec<UnitSpan>,
+        spans: impl IntoIterator<Item = (u32, UnitSpan)>,
     ) -> Self {
         Self {
             root,
@@ -65,7 +65,7 @@ impl DatasetSink {
             jets_schema,
             points_schema,
             resolutions,
-            spans,
+            spans: spans.into_iter().collect(),
             open: None,
         }
     }
@@ -119,11 +119,30 @@ impl DatasetSink {
             return Ok(None);
         }
         let unit = self.open.take().expect("unit open");
-        let mut shards = vec![unit.jets.commit()?];
+        // Every shard of the unit is complete on disk before any of them gets its final name;
+        // if a rename fails, the ones already renamed are taken back.
+        let mut finished = vec![unit.jets.finish()?];
         for w in unit.points {
-            shards.push(w.commit()?);
+            finished.push(w.finish()?);
         }
-        let span = self.spans[unit.id as usize];
+        let mut published: Vec<PathBuf> = Vec::new();
+        let mut shards = Vec::new();
+        for f in finished {
+            let path = f.final_path().to_path_buf();
+            match f.publish() {
+                Ok(rec) => {
+                    published.push(path);
+                    shards.push(rec);
+                }
+                Err(e) => {
+                    for p in &published {
+                        let _ = std::fs::remove_file(p);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let span = self.spans[&unit.id];
         Ok(Some(UnitRecord {
             unit: unit.id,
             file: span.file,

@@ -1,6 +1,10 @@
 //! Parquet shard writer: a shard is written under a temporary name, fsynced, and renamed to
 //! its final name only when complete, so a reader never sees a partial file. The SHA-256 of
 //! the bytes is computed while writing.
+//!
+//! Rows are handed to the Parquet encoder in slices of exactly `row_group_size` (the last one
+//! shorter), whatever the size of the incoming batches: page and row-group boundaries, and so
+//! the bytes, do not depend on the engine's batch size.
 
 use crate::error::{Error, Result};
 use arrow::datatypes::SchemaRef;
@@ -71,7 +75,39 @@ pub struct ShardWriter {
     final_path: PathBuf,
     tmp_path: PathBuf,
     writer: Option<ArrowWriter<HashingWriter>>,
+    schema: SchemaRef,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    row_group_size: usize,
     rows: u64,
+}
+
+/// A shard whose bytes are complete and fsynced under its temporary name.
+pub struct FinishedShard {
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    record: ShardRecord,
+}
+
+impl FinishedShard {
+    /// Renames the shard to its final name.
+    pub fn publish(self) -> Result<ShardRecord> {
+        std::fs::rename(&self.tmp_path, &self.final_path)
+            .map_err(|e| Error::io(&self.final_path, e))?;
+        Ok(self.record.clone())
+    }
+
+    /// Final path of the shard.
+    pub fn final_path(&self) -> &Path {
+        &self.final_path
+    }
+}
+
+impl Drop for FinishedShard {
+    /// An unpublished shard is removed (a no-op once renamed).
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp_path);
+    }
 }
 
 /// Temporary name of a shard: hidden (leading `.`) so dataset readers skip it.
@@ -98,12 +134,22 @@ impl ShardWriter {
             hasher: Sha256::new(),
             bytes: 0,
         };
-        let writer = ArrowWriter::try_new(sink, schema, Some(opts.properties()?))?;
+        let writer =
+            ArrowWriter::try_new(sink, schema.clone(), Some(opts.properties()?)).map_err(|e| {
+                Error::Output {
+                    path: tmp_path.clone(),
+                    msg: format!("cannot start shard: {e}"),
+                }
+            })?;
         Ok(Self {
             root_relative: relative.to_string(),
             final_path,
             tmp_path,
             writer: Some(writer),
+            schema,
+            pending: Vec::new(),
+            pending_rows: 0,
+            row_group_size: opts.row_group_size,
             rows: 0,
         })
     }
@@ -111,10 +157,24 @@ impl ShardWriter {
     /// Appends rows.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
+        self.pending_rows += batch.num_rows();
+        self.pending.push(batch.clone());
+        while self.pending_rows >= self.row_group_size {
+            self.flush(self.row_group_size)?;
+        }
+        Ok(())
+    }
+
+    /// Encodes the first `n` buffered rows as one write.
+    fn flush(&mut self, n: usize) -> Result<()> {
+        let all = arrow::compute::concat_batches(&self.schema, &self.pending)?;
+        let (head, rest) = (all.slice(0, n), all.slice(n, all.num_rows() - n));
+        self.pending = vec![rest];
+        self.pending_rows -= n;
         self.writer
             .as_mut()
             .expect("shard still open")
-            .write(batch)
+            .write(&head)
             .map_err(|e| self.annotate(e.into()))
     }
 
@@ -128,8 +188,11 @@ impl ShardWriter {
         }
     }
 
-    /// Finishes the file, fsyncs it and renames it to its final name.
-    pub fn commit(mut self) -> Result<ShardRecord> {
+    /// Finishes the file and fsyncs it; [`FinishedShard::publish`] then renames it.
+    pub fn finish(mut self) -> Result<FinishedShard> {
+        if self.pending_rows > 0 {
+            self.flush(self.pending_rows)?;
+        }
         let writer = self.writer.take().expect("shard still open");
         let mut sink = writer.into_inner().map_err(|e| self.annotate(e.into()))?;
         sink.flush().map_err(|e| Error::io(&self.tmp_path, e))?;
@@ -138,19 +201,21 @@ impl ShardWriter {
             .into_inner()
             .map_err(|e| Error::io(&self.tmp_path, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&self.tmp_path, e))?;
-        std::fs::rename(&self.tmp_path, &self.final_path)
-            .map_err(|e| Error::io(&self.final_path, e))?;
-        Ok(ShardRecord {
-            path: self.root_relative.clone(),
-            rows: self.rows,
-            bytes: sink.bytes,
-            sha256: format!("sha256:{:x}", sink.hasher.finalize()),
+        Ok(FinishedShard {
+            tmp_path: self.tmp_path.clone(),
+            final_path: self.final_path.clone(),
+            record: ShardRecord {
+                path: self.root_relative.clone(),
+                rows: self.rows,
+                bytes: sink.bytes,
+                sha256: format!("sha256:{:x}", sink.hasher.finalize()),
+            },
         })
     }
 }
 
 impl Drop for ShardWriter {
-    /// A shard dropped before `commit` is removed: no partial file stays behind.
+    /// A shard dropped before `finish` is removed: no partial file stays behind.
     fn drop(&mut self) {
         if self.writer.take().is_some() {
             let _ = std::fs::remove_file(&self.tmp_path);

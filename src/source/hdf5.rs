@@ -114,13 +114,15 @@ fn dtype_name(ds: &hdf5::Dataset) -> std::result::Result<TypeDescriptor, hdf5::E
 }
 
 fn open_dataset(file: &hdf5::File, path: &Path, name: &str) -> Result<hdf5::Dataset> {
-    file.dataset(name).map_err(|_| {
+    if !file.link_exists(name) {
         let present = file.member_names().unwrap_or_default().join(", ");
-        Error::source(
+        return Err(Error::source(
             path,
             format!("dataset `{name}` not found (the file has: {present})"),
-        )
-    })
+        ));
+    }
+    file.dataset(name)
+        .map_err(|e| Error::source(path, format!("`{name}` is not a readable dataset: {e}")))
 }
 
 fn open_scalar(
@@ -217,6 +219,15 @@ impl SourceFile {
             }
         };
         let geometry = geometry_of(&shape, cfg.layout);
+        if geometry.height > 65536 || geometry.width > 65536 || shape[0] as u64 >= 1 << 32 {
+            return Err(Error::source(
+                path,
+                format!(
+                    "dataset `{}` has shape {shape:?}: at most 2^32 - 1 jets and 65536 rows and columns are supported",
+                    names.images
+                ),
+            ));
+        }
         if geometry.channels != cfg.channels.len() {
             return Err(Error::source(
                 path,

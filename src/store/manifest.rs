@@ -130,6 +130,7 @@ impl Manifest {
         t.zeroed_values += unit.zeroed_values;
         t.bytes += unit.shards.iter().map(|s| s.bytes).sum::<u64>();
         self.units.push(unit);
+        self.units.sort_by_key(|u| u.unit);
     }
 
     /// Writes `dir/manifest.json` atomically.

@@ -122,7 +122,7 @@ fn jets_table_columns(cfg: &PipelineConfig) -> Vec<Col> {
             &format!("sum_{ch}"),
             DataType::Float32,
             false,
-            &format!("Sum of channel `{ch}` over all pixels [GeV]"),
+            &format!("Sum of channel `{ch}` over all pixels (source units; GeV for energies)"),
         ));
     }
     cols
@@ -170,7 +170,7 @@ fn points_table_columns(cfg: &PipelineConfig) -> Vec<Col> {
             ch,
             list_of(DataType::Float32),
             false,
-            &format!("Channel `{ch}` value of each point [GeV]"),
+            &format!("Channel `{ch}` value of each point (source units; GeV for energies)"),
         ));
     }
     cols

@@ -2,10 +2,12 @@
 
 Usage: python3 reference_check.py SOURCE.h5 DATASET_DIR
 
-Re-implements the point-cloud rule with h5py + numpy (float32 scores Σv² accumulated in
-channel order, a pixel is a point when any channel > 0, order by score descending then
-row-major pixel index, keep the top R) and compares every stored point, coordinate and
-channel value, and the jets table, read with pyarrow. Exits non-zero on any difference.
+Re-implements the point-cloud rule with h5py + numpy, taking every setting from the
+manifest's resolved config (dataset names, layout, threshold, rank_by, rank_channels):
+a pixel is a point when any channel > threshold; float32 scores (Σv² or Σv over the rank
+channels, accumulated in channel order); order by score descending then row-major pixel
+index; keep the top R. Compares every stored point, coordinate and channel value, and the
+jets table, read with pyarrow. Exits non-zero on any difference.
 """
 import json
 import sys
@@ -22,22 +24,31 @@ def main(h5path: str, outdir: str) -> None:
     cfg = manifest["config"]
     pc = cfg["stages"]["pointcloud"]
     channels = cfg["source"]["channels"]
+    names = cfg["source"]["datasets"]
     pixel = np.float32(pc["pixel_size"])
+    assert pc["row_axis"] == "eta"
     with h5py.File(h5path, "r") as f:
-        X = f["X_jets"][:].astype(np.float32)
-        y = f["y"][:]
-        pt = f["pt"][:]
+        X = f[names["images"]][:].astype(np.float32)
+        y = f[names["label"]][:] if names["label"] else None
+        pt = f[names["pt"]][:] if names["pt"] else None
+    if cfg["source"]["layout"] == "nchw":
+        X = X.transpose(0, 2, 3, 1)
     n, h, w, c = X.shape
     flat = X.reshape(n, h * w, c)
+    ranked = pc["rank_channels"] or channels
     score = np.zeros((n, h * w), np.float32)
-    for ch in range(c):
-        score = score + flat[:, :, ch] * flat[:, :, ch]
-    hit = (flat > 0).any(axis=2)
+    for ch, name in enumerate(channels):
+        if name in ranked:
+            v = flat[:, :, ch]
+            score = score + (v * v if pc["rank_by"] == "sum_sq" else v)
+    hit = (flat > np.float32(pc["threshold"])).any(axis=2)
 
     jets = pq.read_table(f"{outdir}/jets").sort_by("jet_id")
     assert jets.num_rows == n, (jets.num_rows, n)
-    np.testing.assert_array_equal(jets["label"].to_numpy(), y.astype(np.int8))
-    np.testing.assert_array_equal(jets["pt"].to_numpy(), pt)
+    if y is not None:
+        np.testing.assert_array_equal(jets["label"].to_numpy(), y.astype(np.int8))
+    if pt is not None:
+        np.testing.assert_array_equal(jets["pt"].to_numpy(), pt)
     np.testing.assert_array_equal(jets["n_hits"].to_numpy(), hit.sum(axis=1))
     for ch, name in enumerate(channels):
         np.testing.assert_allclose(jets[f"sum_{name}"].to_numpy(), flat[:, :, ch].sum(axis=1), rtol=1e-5)
@@ -64,6 +75,7 @@ def main(h5path: str, outdir: str) -> None:
             for ch, name in enumerate(channels):
                 np.testing.assert_array_equal(np.asarray(t[name][j], np.float32), flat[j, keep, ch])
             checked += len(keep)
+    assert checked > 0
     print(f"reference_check: {n} jets, {checked} points at {pc['resolutions']} match numpy")
 
 
