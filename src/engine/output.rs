@@ -52,7 +52,7 @@ pub enum Previous {
     /// Nothing of jetpipe's.
     Nothing,
     /// An earlier run of the same pipeline (same config hash): its listed units may be kept.
-    SamePipeline(Manifest),
+    SamePipeline(Box<Manifest>),
     /// A dataset replaced because of `--overwrite`; the note says what it was.
     Replaced(String),
 }
@@ -85,7 +85,7 @@ pub fn prepare(
     let note = match Manifest::read(dir) {
         Ok(Some(m)) if m.config_hash == config_hash => {
             remove_temp_files(dir)?;
-            return Ok(Previous::SamePipeline(m));
+            return Ok(Previous::SamePipeline(Box::new(m)));
         }
         Ok(Some(m)) if overwrite => format!(
             "--overwrite: replacing the output of pipeline `{}`",
