@@ -199,12 +199,19 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
         output::Previous::Replaced(n) => note = Some(n),
         output::Previous::SamePipeline(old) => {
             let kept = reusable_units(&old, &manifest, &units, &dir);
-            note = Some(format!(
-                "output holds an earlier run of this pipeline ({:?}): keeping {} of {} units, converting the rest",
-                old.status,
-                kept.len(),
-                units.len()
-            ));
+            note = Some(if kept.len() == units.len() {
+                format!(
+                    "{} already holds this pipeline's complete output: nothing to convert",
+                    dir.display()
+                )
+            } else {
+                format!(
+                    "output holds an earlier run of this pipeline ({:?}): keeping {} of {} units, converting the rest",
+                    old.status,
+                    kept.len(),
+                    units.len()
+                )
+            });
             for u in kept {
                 manifest.push_unit(u);
             }
