@@ -78,3 +78,18 @@ fn readme_snippets_run_on_main_job_output() {
         out.to_str().unwrap(),
     ]);
 }
+
+#[test]
+fn data_sample_generator_checks_pass() {
+    // Schema, chunking, determinism of the e/γ and bench modes on the committed samples;
+    // Pythia regeneration is skipped where pythia8mc is not installed.
+    let tests = root().join("data-samples/generator/test_generator.py");
+    python(&[
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        tests.to_str().unwrap(),
+    ]);
+}

@@ -172,12 +172,20 @@ fn inspect_hdf5(args: &InspectArgs) -> Result<()> {
 
 fn read_column(files: &[PathBuf], column: &str, mut f: impl FnMut(&dyn Array)) -> Result<()> {
     for path in files {
+        let named = |e: &dyn std::fmt::Display| Error::Output {
+            path: path.clone(),
+            msg: format!("cannot read column `{column}`: {e}"),
+        };
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-        let idx = builder.schema().index_of(column)?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| named(&e))?;
+        let idx = builder.schema().index_of(column).map_err(|e| named(&e))?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
-        for batch in builder.with_projection(mask).build()? {
-            f(batch?.column(0).as_ref());
+        for batch in builder
+            .with_projection(mask)
+            .build()
+            .map_err(|e| named(&e))?
+        {
+            f(batch.map_err(|e| named(&e))?.column(0).as_ref());
         }
     }
     Ok(())
