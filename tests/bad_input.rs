@@ -9,13 +9,6 @@ use jetpipe::store::manifest::{Manifest, Status};
 use std::path::Path;
 use std::process::Command;
 
-fn quiet() -> RunOptions {
-    RunOptions {
-        quiet: true,
-        ..Default::default()
-    }
-}
-
 /// No shard is half-written, and no manifest claims completeness.
 fn assert_nothing_looks_complete(out: &Path) {
     for f in tree(out) {

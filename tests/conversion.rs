@@ -7,7 +7,7 @@ mod common;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float32Type, Int8Type, UInt16Type, UInt32Type, UInt64Type};
 use common::*;
-use jetpipe::engine::{RunOptions, run};
+use jetpipe::engine::run;
 use jetpipe::store::manifest::{Manifest, Status};
 use std::path::Path;
 
@@ -130,14 +130,7 @@ fn random_images_match_brute_force_reference() {
         &out,
         "stages:\n  pointcloud:\n    resolutions: [8, 64, 256, 512]\n",
     );
-    let s = run(
-        &cfg,
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let s = run(&cfg, &quiet()).unwrap();
     assert_eq!(s.totals.jets_written, 150);
     assert_eq!(s.totals.units_complete, 4); // 150 jets in units of 40
     check_against_reference(
@@ -162,14 +155,7 @@ fn random_images_match_brute_force_reference() {
         &out2,
         "stages:\n  pointcloud:\n    threshold: 0.9\n    resolutions: [32, 1024]\n",
     );
-    run(
-        &cfg,
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    run(&cfg, &quiet()).unwrap();
     check_against_reference(&jets, &out2, &[32, 1024], 0.9, &["tracks", "ecal", "hcal"]);
 }
 
@@ -180,14 +166,7 @@ fn jets_table_has_sums_labels_and_scalars() {
     let jets = random_jets(3, 30, 125, 125, 3);
     write_h5(&h5, &jets, &Write::default());
     let out = dir.path().join("out");
-    run(
-        &config(&[&h5], &out, ""),
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    run(&config(&[&h5], &out, ""), &quiet()).unwrap();
     let b = &read_parquet(&shards(&out, "jets"))[0];
     assert_eq!(b.num_rows(), 30);
     for j in 0..30 {
@@ -245,14 +224,7 @@ fn output_bytes_do_not_depend_on_threads_batch_size_or_queue_depth() {
         cfg.engine.threads = threads;
         cfg.engine.batch_size = batch;
         cfg.engine.queue_depth = depth;
-        run(
-            &cfg,
-            &RunOptions {
-                quiet: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        run(&cfg, &quiet()).unwrap();
         let files = tree(&out);
         assert_eq!(files.len(), 1 + 3 * 5, "{files:?}"); // manifest + 3 units × (jets + 4 res)
         let bytes: Vec<Vec<u8>> = files
@@ -274,14 +246,7 @@ fn rerun_keeps_complete_units_and_rewrites_missing_ones_identically() {
     let good = random_jets(12, 100, 40, 40, 3);
     write_h5(&h5, &good, &Write::default());
     let reference = dir.path().join("reference");
-    run(
-        &config(&[&h5], &reference, ""),
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    run(&config(&[&h5], &reference, ""), &quiet()).unwrap();
     let snapshot = |d: &Path| -> Vec<(String, Vec<u8>)> {
         tree(d)
             .into_iter()
@@ -295,24 +260,10 @@ fn rerun_keeps_complete_units_and_rewrites_missing_ones_identically() {
     // A shard goes missing and a killed run left a temp file: the rerun restores both.
     let out = dir.path().join("out");
     let cfg = config(&[&h5], &out, "");
-    run(
-        &cfg,
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    run(&cfg, &quiet()).unwrap();
     std::fs::remove_file(out.join("points/res=512/part-00001.parquet")).unwrap();
     std::fs::write(out.join("points/res=256/.part-00002.parquet.tmp"), b"junk").unwrap();
-    let s = run(
-        &cfg,
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let s = run(&cfg, &quiet()).unwrap();
     assert_eq!(s.units_kept, 2);
     assert_eq!(snapshot(&out), snapshot(&reference));
 
@@ -322,26 +273,10 @@ fn rerun_keeps_complete_units_and_rewrites_missing_ones_identically() {
     bad.set(85, 1, 1, 0, f32::NAN);
     write_h5(&h5, &bad, &Write::default());
     let cfg = config(&[&h5], &out, "");
-    assert!(
-        run(
-            &cfg,
-            &RunOptions {
-                quiet: true,
-                ..Default::default()
-            }
-        )
-        .is_err()
-    );
+    assert!(run(&cfg, &quiet()).is_err());
     assert_eq!(Manifest::read(&out).unwrap().unwrap().units.len(), 2);
     write_h5(&h5, &good, &Write::default());
-    let s = run(
-        &cfg,
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let s = run(&cfg, &quiet()).unwrap();
     // The fixed file differs in size from the one the failed run read, so no unit of the
     // failed run is trusted: all are converted again.
     assert_eq!((s.units_kept, s.totals.units_complete), (0, 3));
@@ -351,14 +286,7 @@ fn rerun_keeps_complete_units_and_rewrites_missing_ones_identically() {
     // the rerun converts only unit 2 and ends byte-identical to an uninterrupted run.
     let out = dir.path().join("killed");
     let cfg = config(&[&h5], &out, "");
-    run(
-        &cfg,
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    run(&cfg, &quiet()).unwrap();
     let mut m = Manifest::read(&out).unwrap().unwrap();
     m.units.truncate(2);
     m.status = Status::Running;
@@ -366,14 +294,7 @@ fn rerun_keeps_complete_units_and_rewrites_missing_ones_identically() {
     for f in tree(&out).iter().filter(|f| f.contains("part-00002")) {
         std::fs::remove_file(out.join(f)).unwrap();
     }
-    let s = run(
-        &cfg,
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let s = run(&cfg, &quiet()).unwrap();
     assert_eq!((s.units_kept, s.totals.jets_in), (2, 100));
     assert_eq!(snapshot(&out), snapshot(&reference));
 }
@@ -402,14 +323,7 @@ fn reads_f64_nchw_egamma_shaped_images_and_missing_scalars() {
         out.display()
     );
     let cfg = jetpipe::config::parse_config(&text, "eg.yaml").unwrap();
-    run(
-        &cfg,
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    run(&cfg, &quiet()).unwrap();
     check_against_reference(&jets, &out, &[16, 128], 0.0, &["energy", "time"]);
     let b = &read_parquet(&shards(&out, "points/res=16"))[0];
     assert_eq!(b.column_by_name("label").unwrap().null_count(), 25);
@@ -447,25 +361,10 @@ fn signed_and_rank_channels() {
         jetpipe::config::parse_config(&text, "eg.yaml").unwrap()
     };
     let out = dir.path().join("unsigned");
-    let msg = run(
-        &base(&out, ""),
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap_err()
-    .to_string();
+    let msg = run(&base(&out, ""), &quiet()).unwrap_err().to_string();
     assert!(msg.contains("channel `time` is -"), "{msg}");
     let out = dir.path().join("signed");
-    run(
-        &base(&out, "  signed_channels: [time]\n"),
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    run(&base(&out, "  signed_channels: [time]\n"), &quiet()).unwrap();
     check_against_reference_ranked(
         &jets,
         &out,
@@ -487,14 +386,7 @@ fn several_files_keep_ids_unique_and_traceable() {
     let mut cfg = config(&[&pattern], &out, "");
     cfg.source.offset = 45;
     cfg.source.limit = Some(20);
-    run(
-        &cfg,
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    run(&cfg, &quiet()).unwrap();
     let batches = read_parquet(&shards(&out, "jets"));
     let mut seen = Vec::new();
     for bt in &batches {
@@ -538,14 +430,7 @@ fn written_files_match_committed_schema_contracts() {
     let h5 = dir.path().join("qg.h5");
     write_h5(&h5, &random_jets(9, 10, 125, 125, 3), &Write::default());
     let out = dir.path().join("out");
-    run(
-        &config(&[&h5], &out, ""),
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    run(&config(&[&h5], &out, ""), &quiet()).unwrap();
     let manifest = Manifest::read(&out).unwrap().unwrap();
     for (table, dirs) in [
         ("jets", vec!["jets".to_string()]),

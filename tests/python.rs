@@ -3,8 +3,11 @@
 //! snippets) reads the output. Needs `python3` with `.ci/requirements-test.txt` installed
 //! (the README's test command installs it).
 
+mod common;
+
+use common::quiet;
 use jetpipe::config::load_config;
-use jetpipe::engine::{RunOptions, run};
+use jetpipe::engine::run;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -18,14 +21,7 @@ fn convert(yaml: &str, out: &Path) {
         *f = root().join(&*f).display().to_string();
     }
     cfg.sink.path = out.to_path_buf();
-    run(
-        &cfg,
-        &RunOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    run(&cfg, &quiet()).unwrap();
 }
 
 fn python(args: &[&str]) {

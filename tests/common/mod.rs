@@ -7,6 +7,14 @@ use jetpipe::config::{PipelineConfig, parse_config};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::path::{Path, PathBuf};
 
+/// Run options for tests: no progress output.
+pub fn quiet() -> jetpipe::engine::RunOptions {
+    jetpipe::engine::RunOptions {
+        quiet: true,
+        ..Default::default()
+    }
+}
+
 /// SplitMix64: a tiny deterministic generator, enough for fixtures.
 pub struct Rng(pub u64);
 
