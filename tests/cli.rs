@@ -1,0 +1,28 @@
+//! The `pipeline` binary as a user runs it: messages and exit codes.
+//!
+//! Kept in its own test binary: a spawned child inherits the HDF5 library's file descriptors
+//! (HDF5 does not open them close-on-exec), and with them the file locks of fixtures that
+//! tests in the same process are writing at that moment.
+
+use std::process::Command;
+
+#[test]
+fn cli_reports_yaml_line_and_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("p.yaml");
+    std::fs::write(
+        &yaml,
+        "name: t\nsource:\n  files: [a.h5]\nsink:\n  path: o\n  shards: 3\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["validate", yaml.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("p.yaml:6:3") && err.contains("unknown field `shards`"),
+        "{err}"
+    );
+}
