@@ -28,7 +28,7 @@ pub struct PipelineConfig {
     pub source: SourceConfig,
     /// Processing stages. Default: a point-cloud stage with default settings.
     #[serde(default)]
-    #[garde(dive, custom(|s: &StagesConfig, _: &()| validate::rank_channels(s, &self.source.channels)))]
+    #[garde(dive, custom(|s: &StagesConfig, _: &()| validate::stages(s, &self.source.channels)))]
     pub stages: StagesConfig,
     /// The Parquet output dataset.
     #[garde(dive)]
@@ -131,13 +131,92 @@ pub enum OnInvalid {
 }
 
 /// The stages that run on every jet, in this fixed order.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema, Validate)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct StagesConfig {
     /// Image → point cloud at several resolutions.
     #[serde(default)]
     #[garde(dive)]
     pub pointcloud: PointCloudConfig,
+    /// k-nearest-neighbour graph of every jet at every resolution. Default: on, with default
+    /// settings; `null` turns it off.
+    #[serde(default = "default_knn")]
+    #[garde(dive)]
+    pub knn: Option<KnnConfig>,
+}
+
+impl Default for StagesConfig {
+    fn default() -> Self {
+        Self {
+            pointcloud: PointCloudConfig::default(),
+            knn: default_knn(),
+        }
+    }
+}
+
+fn default_knn() -> Option<KnnConfig> {
+    Some(KnnConfig::default())
+}
+
+/// kNN graph settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct KnnConfig {
+    /// Neighbours per point, 1..=256. Default: 16.
+    #[serde(default = "default_k")]
+    #[garde(range(min = 1, max = 256))]
+    pub k: usize,
+    /// Per-point columns that span the metric space: `eta`, `phi`, `row`, `col` or channel
+    /// names, at most 8. Default: `[eta, phi]`, computed exactly on the pixel grid.
+    #[serde(default = "default_knn_coordinates")]
+    #[garde(length(min = 1, max = 8))]
+    pub coordinates: Vec<String>,
+    /// Multiplier per coordinate (e.g. to scale energies against angles). Default: null (all 1).
+    #[serde(default)]
+    #[garde(skip)]
+    pub scales: Option<Vec<f32>>,
+    /// Metric. Only `euclidean` today. Default: `euclidean`.
+    #[serde(default)]
+    #[garde(skip)]
+    pub metric: KnnMetric,
+    /// Whether a point is its own first neighbour (PyG `loop=True`). Default: false.
+    #[serde(default)]
+    #[garde(skip)]
+    pub include_self: bool,
+    /// Also store `knn_dist`, the distance to each neighbour. Default: false.
+    #[serde(default)]
+    #[garde(skip)]
+    pub distances: bool,
+}
+
+/// Distance between points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KnnMetric {
+    /// Square root of the sum of squared coordinate differences.
+    #[default]
+    Euclidean,
+}
+
+impl Default for KnnConfig {
+    fn default() -> Self {
+        Self {
+            k: default_k(),
+            coordinates: default_knn_coordinates(),
+            scales: None,
+            metric: KnnMetric::default(),
+            include_self: false,
+            distances: false,
+        }
+    }
+}
+
+fn default_k() -> usize {
+    16
+}
+
+fn default_knn_coordinates() -> Vec<String> {
+    vec!["eta".into(), "phi".into()]
 }
 
 /// How pixels are ranked when more than R are hit.

@@ -63,7 +63,36 @@ pub fn subset_of(value: &[String], channels: &[String]) -> garde::Result {
     }
 }
 
-pub fn rank_channels(stages: &super::StagesConfig, channels: &[String]) -> garde::Result {
+/// Checks of the stages against the source channels.
+pub fn stages(stages: &super::StagesConfig, channels: &[String]) -> garde::Result {
+    rank_channels(stages, channels)?;
+    if let Some(knn) = &stages.knn {
+        for c in &knn.coordinates {
+            let known = ["eta", "phi", "row", "col"].contains(&c.as_str()) || channels.contains(c);
+            if !known {
+                return Err(garde::Error::new(format!(
+                    "knn.coordinates: `{c}` is not eta, phi, row, col or a channel ({})",
+                    channels.join(", ")
+                )));
+            }
+        }
+        if let Some(s) = &knn.scales {
+            if s.len() != knn.coordinates.len() {
+                return Err(garde::Error::new(format!(
+                    "knn.scales has {} entries but knn.coordinates has {}",
+                    s.len(),
+                    knn.coordinates.len()
+                )));
+            }
+            if s.iter().any(|v| !v.is_finite()) {
+                return Err(garde::Error::new("knn.scales must be finite"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rank_channels(stages: &super::StagesConfig, channels: &[String]) -> garde::Result {
     match &stages.pointcloud.rank_channels {
         Some(r) if r.is_empty() => Err(garde::Error::new(
             "pointcloud.rank_channels must name at least one channel (or be null for all)",

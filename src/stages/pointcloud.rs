@@ -11,6 +11,7 @@ use crate::batch::{ImageBatch, JetTables, Rejection};
 use crate::config::{OnInvalid, PipelineConfig, RankBy, RowAxis};
 use crate::error::{Error, Result};
 use crate::source::ImageGeometry;
+use crate::stages::knn::{JetPoints, KnnColumns, KnnScratch, KnnStage};
 use crate::store::tables::{jets_schema, points_schema};
 use arrow::array::{
     ArrayRef, Float32Array, Int8Array, ListArray, PrimitiveArray, StringArray, UInt16Array,
@@ -41,6 +42,7 @@ pub fn rank_order(a: &Candidate, b: &Candidate) -> Ordering {
 #[derive(Default)]
 pub struct Scratch {
     candidates: Vec<Candidate>,
+    knn: KnnScratch,
 }
 
 /// The configured, ready-to-run stage.
@@ -59,6 +61,7 @@ pub struct PointCloudStage {
     ranked: Vec<bool>,
     labels: Vec<i8>,
     files: Vec<PathBuf>,
+    knn: Option<KnnStage>,
     jets_schema: SchemaRef,
     points_schema: SchemaRef,
 }
@@ -129,6 +132,8 @@ impl PointCloudStage {
                 .collect(),
             labels: cfg.source.labels.clone(),
             files,
+            knn: (cfg.stages.knn.as_ref())
+                .map(|k| KnnStage::new(k, &cfg.source.channels, pc.pixel_size)),
             jets_schema: jets_schema(cfg),
             points_schema: points_schema(cfg),
         }
@@ -228,6 +233,11 @@ impl PointCloudStage {
             .map(|&r| PointColumns::new(n_ch, batch.n, batch.n * r.min(64)))
             .collect();
         let mut jet_sums = vec![0.0f32; n_ch];
+        let mut knn_cols: Vec<KnnColumns> = self
+            .resolutions
+            .iter()
+            .map(|_| KnnColumns::default())
+            .collect();
 
         for j in 0..batch.n {
             let index = batch.start + j as u64;
@@ -293,6 +303,20 @@ impl PointCloudStage {
                 pcols.n_points.push(pts.len() as u16);
                 pcols.offsets.push(pcols.row.len() as i32);
             }
+            if let Some(knn) = &self.knn {
+                for (pcols, kcols) in cols.iter().zip(knn_cols.iter_mut()) {
+                    let a = pcols.offsets[pcols.offsets.len() - 2] as usize;
+                    let jet = JetPoints {
+                        row: &pcols.row[a..],
+                        col: &pcols.col[a..],
+                        eta: &pcols.eta[a..],
+                        phi: &pcols.phi[a..],
+                        values: pcols.values.iter().map(|v| &v[a..]).collect(),
+                        shape: (g.height, g.width),
+                    };
+                    knn.append(&jet, &mut scratch.knn, kcols)?;
+                }
+            }
         }
 
         let pick = |v: &Option<Vec<f32>>| -> ArrayRef {
@@ -342,7 +366,8 @@ impl PointCloudStage {
 
         let points = cols
             .into_iter()
-            .map(|pc| {
+            .zip(knn_cols)
+            .map(|(pc, kc)| {
                 let offsets = OffsetBuffer::new(pc.offsets.into());
                 let mut arrays: Vec<ArrayRef> = common.to_vec();
                 arrays.push(Arc::new(UInt16Array::from(pc.n_points)));
@@ -352,6 +377,9 @@ impl PointCloudStage {
                 arrays.push(list_array::<Float32Type>(&offsets, pc.phi));
                 for v in pc.values {
                     arrays.push(list_array::<Float32Type>(&offsets, v));
+                }
+                if let Some(knn) = &self.knn {
+                    arrays.extend(kc.into_arrays(knn.stores_distances()));
                 }
                 RecordBatch::try_new(self.points_schema.clone(), arrays)
             })

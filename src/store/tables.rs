@@ -173,6 +173,44 @@ fn points_table_columns(cfg: &PipelineConfig) -> Vec<Col> {
             &format!("Channel `{ch}` value of each point (source units; GeV for energies)"),
         ));
     }
+    if let Some(knn) = &cfg.stages.knn {
+        let k = knn.k;
+        let space = knn.coordinates.join(", ");
+        cols.push(col("knn_k", DataType::UInt16, false, &format!(
+            "Real neighbours per point: min({k}, n_points − 1{}); knn entries from this position on are padding", if knn.include_self { " + 1" } else { "" }
+        )));
+        cols.push(col("knn", list_of(DataType::UInt16), false, &format!(
+            "{k} neighbour indices per point, point-major (point i at [i*{k}, (i+1)*{k})), by (distance, index) in ({space}){}; padding = the point's own index",
+            if knn.include_self { ", the point itself first" } else { ", the point itself excluded" }
+        )));
+        if knn.distances {
+            cols.push(col(
+                "knn_dist",
+                list_of(DataType::Float32),
+                false,
+                &format!("Euclidean distance in ({space}) to each entry of knn; 0 for padding"),
+            ));
+        }
+        cols.push(col(
+            "n_components",
+            DataType::UInt16,
+            false,
+            "Connected components of the symmetrised kNN graph (0 for an empty jet)",
+        ));
+        cols.push(col(
+            "largest_component",
+            DataType::UInt16,
+            false,
+            "Points in the largest connected component of the symmetrised kNN graph",
+        ));
+        cols.push(col("mean_degree", DataType::Float32, false, "Mean degree of the symmetrised kNN graph (i–j when either is a neighbour of the other)"));
+        cols.push(col(
+            "max_degree",
+            DataType::UInt16,
+            false,
+            "Maximum degree of the symmetrised kNN graph",
+        ));
+    }
     cols
 }
 

@@ -1,0 +1,277 @@
+//! kNN stage: the k nearest neighbours of every point of a jet, at every resolution, with
+//! the graph's statistics. Runs inside the point-cloud worker on the points just selected.
+//!
+//! Storage (points table): `knn` holds `k` neighbour indices per point, point-major (point
+//! i's at `[i*k, (i+1)*k)`), ordered by (distance, index). A jet with fewer than k other
+//! points has `knn_k = n − 1` real neighbours per point (n with `include_self`); entries from
+//! `knn_k` on are padding: the point's own index, distance 0. `knn_dist` (optional) holds the
+//! distances in the coordinates' units.
+//!
+//! Method (chosen by `benches/knn.rs`): on the default (η, φ) coordinates the points are
+//! distinct pixels, so an exact integer grid search is used; other coordinates use float32
+//! brute force for small clouds and a kiddo kd-tree with exact re-ranking above that.
+
+pub mod general;
+pub mod grid;
+pub mod stats;
+#[cfg(test)]
+mod tests;
+
+use crate::config::KnnConfig;
+use crate::error::{Error, Result};
+use arrow::array::{ArrayRef, Float32Array, ListArray, UInt16Array};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field};
+use grid::{GridKnn, key_d2, key_index};
+use stats::graph_stats;
+use std::sync::Arc;
+
+/// One per-point quantity of a coordinate vector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Coord {
+    Eta,
+    Phi,
+    Row,
+    Col,
+    Channel(usize),
+}
+
+/// How neighbours are searched.
+#[derive(Debug, Clone, PartialEq)]
+enum Mode {
+    /// Exact integer search on the pixel grid; distances scaled by `unit`.
+    Grid { unit: f32 },
+    /// Float32 coordinates.
+    General {
+        coords: Vec<Coord>,
+        scales: Vec<f32>,
+    },
+}
+
+/// The configured stage.
+#[derive(Debug, Clone)]
+pub struct KnnStage {
+    k: usize,
+    include_self: bool,
+    distances: bool,
+    mode: Mode,
+}
+
+/// A jet's points as the point-cloud stage laid them out.
+pub struct JetPoints<'a> {
+    /// Pixel rows.
+    pub row: &'a [u16],
+    /// Pixel columns.
+    pub col: &'a [u16],
+    /// Δη per point.
+    pub eta: &'a [f32],
+    /// Δφ per point.
+    pub phi: &'a [f32],
+    /// Per channel, the value per point.
+    pub values: Vec<&'a [f32]>,
+    /// Image height and width.
+    pub shape: (usize, usize),
+}
+
+/// Per-worker buffers.
+#[derive(Default)]
+pub struct KnnScratch {
+    grid: GridKnn,
+    keys: Vec<grid::Key>,
+    pairs: Vec<(f32, u16)>,
+    coords: Vec<f32>,
+    degree: Vec<u16>,
+}
+
+/// kNN columns of one batch at one resolution.
+#[derive(Default)]
+pub struct KnnColumns {
+    offsets: Vec<i32>,
+    knn: Vec<u16>,
+    dist: Vec<f32>,
+    k_eff: Vec<u16>,
+    components: Vec<u16>,
+    largest: Vec<u16>,
+    mean_degree: Vec<f32>,
+    max_degree: Vec<u16>,
+}
+
+impl KnnStage {
+    /// Builds the stage; `channels` name the image channels, `pixel_size` the pitch.
+    pub fn new(cfg: &KnnConfig, channels: &[String], pixel_size: f32) -> Self {
+        let coords: Vec<Coord> = cfg
+            .coordinates
+            .iter()
+            .map(|c| match c.as_str() {
+                "eta" => Coord::Eta,
+                "phi" => Coord::Phi,
+                "row" => Coord::Row,
+                "col" => Coord::Col,
+                ch => Coord::Channel(channels.iter().position(|x| x == ch).expect("validated")),
+            })
+            .collect();
+        let scales = cfg
+            .scales
+            .clone()
+            .unwrap_or_else(|| vec![1.0; coords.len()]);
+        let same_scale = scales.iter().all(|&s| s == scales[0] && s > 0.0);
+        let plane = |a, b| coords.len() == 2 && coords.contains(&a) && coords.contains(&b);
+        let mode = if same_scale && plane(Coord::Eta, Coord::Phi) {
+            Mode::Grid {
+                unit: pixel_size * scales[0],
+            }
+        } else if same_scale && plane(Coord::Row, Coord::Col) {
+            Mode::Grid { unit: scales[0] }
+        } else {
+            Mode::General { coords, scales }
+        };
+        Self {
+            k: cfg.k,
+            include_self: cfg.include_self,
+            distances: cfg.distances,
+            mode,
+        }
+    }
+
+    /// Whether `knn_dist` is stored.
+    pub fn stores_distances(&self) -> bool {
+        self.distances
+    }
+
+    /// Neighbours per point (the list stride).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Computes one jet's neighbours and statistics and appends them to `cols`.
+    pub fn append(&self, p: &JetPoints, s: &mut KnnScratch, cols: &mut KnnColumns) -> Result<()> {
+        let n = p.row.len();
+        let start = cols.knn.len();
+        let k_eff = match &self.mode {
+            Mode::Grid { unit } => {
+                s.keys.clear();
+                let k_eff = s.grid.run(
+                    p.row,
+                    p.col,
+                    p.shape,
+                    self.k,
+                    self.include_self,
+                    &mut s.keys,
+                );
+                for (i, chunk) in s.keys.chunks(k_eff.max(1)).enumerate().take(n) {
+                    self.push_point(
+                        i,
+                        k_eff,
+                        chunk
+                            .iter()
+                            .map(|&key| (key_index(key), (key_d2(key) as f32).sqrt() * unit)),
+                        cols,
+                    );
+                }
+                if k_eff == 0 {
+                    (0..n).for_each(|i| self.push_point(i, 0, std::iter::empty(), cols));
+                }
+                k_eff
+            }
+            Mode::General { coords, scales } => {
+                s.coords.clear();
+                for i in 0..n {
+                    for (c, scale) in coords.iter().zip(scales) {
+                        let v = match c {
+                            Coord::Eta => p.eta[i],
+                            Coord::Phi => p.phi[i],
+                            Coord::Row => f32::from(p.row[i]),
+                            Coord::Col => f32::from(p.col[i]),
+                            Coord::Channel(ch) => p.values[*ch][i],
+                        };
+                        s.coords.push(v * scale);
+                    }
+                }
+                s.pairs.clear();
+                let k_eff = general::knn(
+                    &s.coords,
+                    coords.len(),
+                    self.k,
+                    self.include_self,
+                    &mut s.pairs,
+                );
+                for i in 0..n {
+                    let nb = &s.pairs[i * k_eff..(i + 1) * k_eff];
+                    self.push_point(i, k_eff, nb.iter().map(|&(d2, j)| (j, d2.sqrt())), cols);
+                }
+                k_eff
+            }
+        };
+        let st = graph_stats(n, &cols.knn[start..], self.k, k_eff, &mut s.degree);
+        cols.k_eff.push(k_eff as u16);
+        cols.components.push(st.components);
+        cols.largest.push(st.largest);
+        cols.mean_degree.push(st.mean_degree);
+        cols.max_degree.push(st.max_degree);
+        let end = i32::try_from(cols.knn.len()).map_err(|_| {
+            Error::Config("a batch's kNN lists exceed 2^31 entries: lower engine.batch_size".into())
+        })?;
+        if cols.offsets.is_empty() {
+            cols.offsets.push(0);
+        }
+        cols.offsets.push(end);
+        Ok(())
+    }
+
+    /// Appends point `i`'s `k_eff` real neighbours and its padding.
+    fn push_point(
+        &self,
+        i: usize,
+        k_eff: usize,
+        nb: impl Iterator<Item = (u16, f32)>,
+        cols: &mut KnnColumns,
+    ) {
+        for (j, d) in nb.take(k_eff) {
+            cols.knn.push(j);
+            if self.distances {
+                cols.dist.push(d);
+            }
+        }
+        for _ in k_eff..self.k {
+            cols.knn.push(i as u16);
+            if self.distances {
+                cols.dist.push(0.0);
+            }
+        }
+    }
+}
+
+/// The kNN columns of the points table, in schema order, for a batch of `jets` jets.
+impl KnnColumns {
+    /// Arrow arrays: `knn_k, knn, [knn_dist], n_components, largest_component, mean_degree,
+    /// max_degree`.
+    pub fn into_arrays(mut self, distances: bool) -> Vec<ArrayRef> {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let offsets = OffsetBuffer::new(self.offsets.into());
+        let item = |t: DataType| Arc::new(Field::new("item", t, false));
+        let mut out: Vec<ArrayRef> = vec![
+            Arc::new(UInt16Array::from(self.k_eff)),
+            Arc::new(ListArray::new(
+                item(DataType::UInt16),
+                offsets.clone(),
+                Arc::new(UInt16Array::from(self.knn)),
+                None,
+            )),
+        ];
+        if distances {
+            out.push(Arc::new(ListArray::new(
+                item(DataType::Float32),
+                offsets,
+                Arc::new(Float32Array::from(self.dist)),
+                None,
+            )));
+        }
+        out.push(Arc::new(UInt16Array::from(self.components)));
+        out.push(Arc::new(UInt16Array::from(self.largest)));
+        out.push(Arc::new(Float32Array::from(self.mean_degree)));
+        out.push(Arc::new(UInt16Array::from(self.max_degree)));
+        out
+    }
+}

@@ -1,0 +1,97 @@
+//! Statistics of a jet's kNN graph, symmetrised (an undirected edge i–j wherever j is a
+//! neighbour of i or i of j; self-loops and padding left out): connected components, size of
+//! the largest, mean and maximum degree. Components come from petgraph's union-find.
+
+use petgraph::unionfind::UnionFind;
+
+/// Graph statistics of one jet at one resolution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GraphStats {
+    /// Connected components (0 for an empty jet).
+    pub components: u16,
+    /// Points in the largest component.
+    pub largest: u16,
+    /// Mean degree of the symmetrised graph.
+    pub mean_degree: f32,
+    /// Maximum degree of the symmetrised graph.
+    pub max_degree: u16,
+}
+
+/// Statistics of the graph where point `i`'s real neighbours are
+/// `nbrs[i * k .. i * k + k_eff]` (`k` = stride).
+pub fn graph_stats(
+    n: usize,
+    nbrs: &[u16],
+    k: usize,
+    k_eff: usize,
+    degree: &mut Vec<u16>,
+) -> GraphStats {
+    if n == 0 {
+        return GraphStats {
+            components: 0,
+            largest: 0,
+            mean_degree: 0.0,
+            max_degree: 0,
+        };
+    }
+    let list = |i: usize| &nbrs[i * k..i * k + k_eff];
+    let mut uf = UnionFind::<u32>::new(n);
+    degree.clear();
+    degree.resize(n, 0);
+    let mut edges = 0u64;
+    for i in 0..n {
+        for &j in list(i) {
+            let j = j as usize;
+            if j == i {
+                continue;
+            }
+            // Count i–j once: from i when the edge is one-way, from the smaller end when mutual.
+            let mutual = list(j).contains(&(i as u16));
+            if mutual && j < i {
+                continue;
+            }
+            degree[i] += 1;
+            degree[j] += 1;
+            edges += 1;
+            uf.union(i as u32, j as u32);
+        }
+    }
+    let labels = uf.into_labeling();
+    let mut sizes = vec![0u16; n];
+    for &l in &labels {
+        sizes[l as usize] += 1;
+    }
+    GraphStats {
+        components: sizes.iter().filter(|&&s| s > 0).count() as u16,
+        largest: sizes.iter().copied().max().unwrap_or(0),
+        mean_degree: (2 * edges) as f32 / n as f32,
+        max_degree: degree.iter().copied().max().unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_triangles_and_an_isolated_point() {
+        // k = 2 stride; points 0-2 form a triangle, 3-5 another, 6 has no neighbours (k_eff
+        // is per jet, so give it self-padding pointing at itself).
+        let nbrs = [1, 2, 0, 2, 0, 1, 4, 5, 3, 5, 3, 4, 6, 6];
+        let mut deg = Vec::new();
+        let s = graph_stats(7, &nbrs, 2, 2, &mut deg);
+        assert_eq!((s.components, s.largest, s.max_degree), (3, 3, 2));
+        assert_eq!(deg, [2, 2, 2, 2, 2, 2, 0]);
+        assert!((s.mean_degree - 12.0 / 7.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn one_way_edges_are_symmetrised() {
+        // 0→1, 1→0 (mutual), 2→0 (one way): degrees 2, 1, 1; one component.
+        let nbrs = [1, 0, 0];
+        let mut deg = Vec::new();
+        let s = graph_stats(3, &nbrs, 1, 1, &mut deg);
+        assert_eq!(deg, [2, 1, 1]);
+        assert_eq!((s.components, s.largest, s.max_degree), (1, 3, 2));
+    }
+}
