@@ -1,1 +1,195 @@
-fn main() {}
+//! kNN benchmark: µs per jet at 256 and 1024 points, k = 16, for every candidate, measured in
+//! one run on the realistic sample (the top-R points of each jet of data-samples/qg_sample.h5,
+//! as the pipeline selects them). Brute force is the in-run baseline; every method's
+//! neighbour lists are compared with it (the tree crates break distance ties their own way).
+//!
+//! Run: `cargo bench --bench knn` (single thread; prints a table).
+
+use jetpipe::config::parse_config;
+use jetpipe::source::Hdf5Source;
+use jetpipe::stages::knn::general;
+use jetpipe::stages::knn::grid::{GridKnn, key_index};
+use jetpipe::stages::pointcloud::PointCloudStage;
+use kiddo::{ImmutableKdTree, SquaredEuclidean};
+use std::num::NonZeroUsize;
+use std::time::Instant;
+
+const K: usize = 16;
+
+/// (µs per jet, neighbour lists of the last pass).
+type Timed = (f64, Vec<Vec<u16>>);
+const PIXEL: f32 = 0.0174;
+
+struct Cloud {
+    rows: Vec<u16>,
+    cols: Vec<u16>,
+    xy: Vec<[f32; 2]>,
+}
+
+/// Top-`r` points of every jet that has at least `r` hits.
+fn clouds(r: usize) -> Vec<Cloud> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = format!(
+        "name: bench\nsource:\n  files: [\"{root}/data-samples/qg_sample.h5\"]\nsink:\n  path: /tmp/unused\n"
+    );
+    let cfg = parse_config(&text, "bench").expect("config");
+    let source = Hdf5Source::open(&cfg.source).expect("sample");
+    let g = source.geometry;
+    let stage = PointCloudStage::new(&cfg, g, vec![]);
+    let file = &source.files[0];
+    let mut raw = file.read(0, file.n_jets as usize).expect("read");
+    let mut out = Vec::new();
+    let (mut cands, mut sums, mut zeroed) = (Vec::new(), vec![0.0; g.channels], 0);
+    for img in raw.images.chunks_exact_mut(g.values_per_jet()) {
+        let hits = stage
+            .select(img, &mut cands, &mut sums, &mut zeroed)
+            .expect("valid");
+        if hits < r {
+            continue;
+        }
+        let pts = &cands[..r];
+        let rows: Vec<u16> = pts
+            .iter()
+            .map(|c| (c.pixel as usize / g.width) as u16)
+            .collect();
+        let cols: Vec<u16> = pts
+            .iter()
+            .map(|c| (c.pixel as usize % g.width) as u16)
+            .collect();
+        let xy = rows
+            .iter()
+            .zip(&cols)
+            .map(|(&r, &c)| [(r as f32 - 62.0) * PIXEL, (c as f32 - 62.0) * PIXEL])
+            .collect();
+        out.push(Cloud { rows, cols, xy });
+    }
+    out
+}
+
+/// Brute force on exact integer pixel distances: the baseline and the reference.
+fn brute(c: &Cloud, out: &mut Vec<u16>) {
+    let n = c.rows.len();
+    let mut all: Vec<u64> = Vec::with_capacity(n);
+    for i in 0..n {
+        all.clear();
+        let (ri, ci) = (c.rows[i] as i64, c.cols[i] as i64);
+        for j in 0..n {
+            if j != i {
+                let (dr, dc) = (c.rows[j] as i64 - ri, c.cols[j] as i64 - ci);
+                all.push((((dr * dr + dc * dc) as u64) << 16) | j as u64);
+            }
+        }
+        all.select_nth_unstable(K - 1);
+        all[..K].sort_unstable();
+        out.extend(all[..K].iter().map(|&k| (k & 0xFFFF) as u16));
+    }
+}
+
+fn grid(c: &Cloud, g: &mut GridKnn, keys: &mut Vec<u64>, out: &mut Vec<u16>) {
+    keys.clear();
+    g.run(&c.rows, &c.cols, (125, 125), K, false, keys);
+    out.extend(keys.iter().map(|&k| key_index(k)));
+}
+
+fn kiddo_tree(c: &Cloud, out: &mut Vec<u16>) {
+    let tree = ImmutableKdTree::<f32, 2>::new_from_slice(&c.xy).expect("tree");
+    let want = NonZeroUsize::new(K + 1).expect("k");
+    for (i, p) in c.xy.iter().enumerate() {
+        let near = tree
+            .query(p)
+            .nearest_n::<SquaredEuclidean<f32>>(want)
+            .execute();
+        out.extend(
+            near.iter()
+                .filter(|r| r.item as usize != i)
+                .take(K)
+                .map(|r| r.item as u16),
+        );
+    }
+}
+
+fn kdtree_crate(c: &Cloud, out: &mut Vec<u16>) {
+    let mut tree = kdtree::KdTree::with_capacity(2, 32);
+    for (i, p) in c.xy.iter().enumerate() {
+        tree.add(*p, i).expect("finite");
+    }
+    for (i, p) in c.xy.iter().enumerate() {
+        let near = tree
+            .nearest(p, K + 1, &kdtree::distance::squared_euclidean)
+            .expect("query");
+        out.extend(
+            near.iter()
+                .filter(|(_, j)| **j != i)
+                .take(K)
+                .map(|(_, j)| **j as u16),
+        );
+    }
+}
+
+fn general_exact(
+    c: &Cloud,
+    coords: &mut Vec<f32>,
+    pairs: &mut Vec<(f32, u16)>,
+    out: &mut Vec<u16>,
+) {
+    coords.clear();
+    coords.extend(c.xy.iter().flatten());
+    pairs.clear();
+    general::knn(coords, 2, K, false, pairs);
+    out.extend(pairs.iter().map(|&(_, j)| j));
+}
+
+/// Runs `f` over all clouds until at least 0.5 s has passed; returns (µs per jet, output of
+/// the last pass).
+fn time(clouds: &[Cloud], mut f: impl FnMut(&Cloud, &mut Vec<u16>)) -> Timed {
+    let mut outs: Vec<Vec<u16>> = clouds.iter().map(|_| Vec::new()).collect();
+    let (mut jets, start) = (0usize, Instant::now());
+    while start.elapsed().as_secs_f64() < 0.5 || jets == 0 {
+        for (c, o) in clouds.iter().zip(outs.iter_mut()) {
+            o.clear();
+            f(c, o);
+        }
+        jets += clouds.len();
+    }
+    (start.elapsed().as_secs_f64() * 1e6 / jets as f64, outs)
+}
+
+fn main() {
+    println!("kNN, k = {K}, one thread, realistic clouds from data-samples/qg_sample.h5");
+    println!(
+        "{:<6} {:<34} {:>10} {:>16} {:>18}",
+        "points", "method", "µs/jet", "vs brute force", "lists = reference"
+    );
+    for r in [256usize, 1024] {
+        let cl = clouds(r);
+        let (base, reference) = time(&cl, brute);
+        let mut g = GridKnn::default();
+        let mut keys = Vec::new();
+        let (mut coords, mut pairs) = (Vec::new(), Vec::new());
+        let rows: Vec<(&str, Timed)> = vec![
+            ("brute force (exact, baseline)", (base, reference.clone())),
+            (
+                "jetpipe grid (exact; used)",
+                time(&cl, |c, o| grid(c, &mut g, &mut keys, o)),
+            ),
+            ("kiddo 6 ImmutableKdTree", time(&cl, kiddo_tree)),
+            ("kdtree 0.8", time(&cl, kdtree_crate)),
+            (
+                "jetpipe general (float, exact)",
+                time(&cl, |c, o| general_exact(c, &mut coords, &mut pairs, o)),
+            ),
+        ];
+        for (name, (us, out)) in rows {
+            let same = out.iter().zip(&reference).filter(|(a, b)| a == b).count();
+            println!(
+                "{:<6} {:<34} {:>10.1} {:>15.2}× {:>12}/{} jets",
+                r,
+                name,
+                us,
+                base / us,
+                same,
+                cl.len()
+            );
+        }
+    }
+}

@@ -6,8 +6,9 @@ Re-implements the point-cloud rule with h5py + numpy, taking every setting from 
 manifest's resolved config (dataset names, layout, threshold, rank_by, rank_channels):
 a pixel is a point when any channel > threshold; float32 scores (Σv² or Σv over the rank
 channels, accumulated in channel order); order by score descending then row-major pixel
-index; keep the top R. Compares every stored point, coordinate and channel value, and the
-jets table, read with pyarrow. Exits non-zero on any difference.
+index; keep the top R. Compares every stored point, coordinate and channel value, the
+kNN lists (exact pixel distances, ties by index, padding) and graph statistics, and the jets
+table, read with pyarrow. Exits non-zero on any difference.
 """
 import json
 import sys
@@ -16,6 +17,48 @@ import h5py
 import numpy as np
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+
+
+def check_knn(knn: dict, t: dict, j: int, rows: np.ndarray, cols: np.ndarray) -> None:
+    """Brute-force kNN on the pixel grid (exact integer distances, ties by index) and the
+    symmetrised graph's components and degrees, compared with the stored columns."""
+    assert sorted(knn["coordinates"]) == ["eta", "phi"] and not knn["scales"], "grid coordinates only"
+    k, loop = knn["k"], knn["include_self"]
+    n = len(rows)
+    k_eff = max(min(k, n - 1 + int(loop)), 0)
+    assert t["knn_k"][j] == k_eff, (j, t["knn_k"][j], k_eff)
+    got = np.asarray(t["knn"][j], np.int64).reshape(n, k) if n else np.zeros((0, k), np.int64)
+    d2 = (rows[:, None].astype(np.int64) - rows[None, :]) ** 2 + (cols[:, None].astype(np.int64) - cols[None, :]) ** 2
+    idx = np.arange(n)
+    adj = [set() for _ in range(n)]
+    for i in range(n):
+        cand = idx if loop else idx[idx != i]
+        order = np.lexsort((cand, d2[i, cand]))
+        want = cand[order][:k_eff]
+        np.testing.assert_array_equal(got[i, :k_eff], want, err_msg=f"knn of jet {j} point {i}")
+        assert (got[i, k_eff:] == i).all(), "padding is the point's own index"
+        for nb in want:
+            if nb != i:
+                adj[i].add(int(nb))
+                adj[int(nb)].add(i)
+    seen, sizes = set(), []
+    for s0 in range(n):
+        if s0 in seen:
+            continue
+        stack, size = [s0], 0
+        seen.add(s0)
+        while stack:
+            u = stack.pop()
+            size += 1
+            for v in adj[u] - seen:
+                seen.add(v)
+                stack.append(v)
+        sizes.append(size)
+    deg = [len(a) for a in adj]
+    assert t["n_components"][j] == len(sizes), (j, t["n_components"][j], len(sizes))
+    assert t["largest_component"][j] == (max(sizes) if sizes else 0)
+    assert t["max_degree"][j] == (max(deg) if deg else 0)
+    assert abs(t["mean_degree"][j] - (sum(deg) / n if n else 0.0)) < 1e-5
 
 
 def main(h5path: str, outdir: str) -> None:
@@ -75,6 +118,8 @@ def main(h5path: str, outdir: str) -> None:
             for ch, name in enumerate(channels):
                 np.testing.assert_array_equal(np.asarray(t[name][j], np.float32), flat[j, keep, ch])
             checked += len(keep)
+            if cfg["stages"].get("knn"):
+                check_knn(cfg["stages"]["knn"], t, j, rows, cols)
     assert checked > 0
     print(f"reference_check: {n} jets, {checked} points at {pc['resolutions']} match numpy")
 
