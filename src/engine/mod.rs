@@ -54,8 +54,8 @@ impl std::fmt::Display for RunSummary {
         writeln!(f, "output:   {}", self.output.display())?;
         writeln!(
             f,
-            "units:    {}/{} complete",
-            t.units_complete, t.units_planned
+            "units:    {}/{} complete ({} kept from an earlier run)",
+            t.units_complete, t.units_planned, self.units_kept
         )?;
         writeln!(
             f,

@@ -2,9 +2,10 @@
 //! its final name only when complete, so a reader never sees a partial file. The SHA-256 of
 //! the bytes is computed while writing.
 //!
-//! Rows are handed to the Parquet encoder in slices of exactly `row_group_size` (the last one
-//! shorter), whatever the size of the incoming batches: page and row-group boundaries, and so
-//! the bytes, do not depend on the engine's batch size.
+//! Rows are handed to the Parquet encoder in slices of exactly [`WRITE_ROWS`] (the last one
+//! of a shard shorter), whatever the size of the incoming batches: page and row-group
+//! boundaries, and so the bytes, do not depend on the engine's batch size. The slices are
+//! small so that little beyond the encoder's own row-group buffer is held in memory.
 
 use crate::error::{Error, Result};
 use arrow::datatypes::SchemaRef;
@@ -17,6 +18,9 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+/// Rows per call into the Parquet encoder.
+pub const WRITE_ROWS: usize = 64;
 
 /// A completed shard, as listed in the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,7 +82,6 @@ pub struct ShardWriter {
     schema: SchemaRef,
     pending: Vec<RecordBatch>,
     pending_rows: usize,
-    row_group_size: usize,
     rows: u64,
 }
 
@@ -149,7 +152,6 @@ impl ShardWriter {
             schema,
             pending: Vec::new(),
             pending_rows: 0,
-            row_group_size: opts.row_group_size,
             rows: 0,
         })
     }
@@ -159,8 +161,8 @@ impl ShardWriter {
         self.rows += batch.num_rows() as u64;
         self.pending_rows += batch.num_rows();
         self.pending.push(batch.clone());
-        while self.pending_rows >= self.row_group_size {
-            self.flush(self.row_group_size)?;
+        while self.pending_rows >= WRITE_ROWS {
+            self.flush(WRITE_ROWS)?;
         }
         Ok(())
     }
