@@ -26,3 +26,29 @@ fn cli_reports_yaml_line_and_exit_code() {
         "{err}"
     );
 }
+
+#[test]
+fn explain_shows_plan_and_graph_columns() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .current_dir(root)
+        .args(["explain", "pipelines/qg1024.yaml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "2. pointcloud",
+        "3. knn",
+        "points/{res=256,res=512,res=768,res=1024}",
+        "knn_k",
+        "list<uint16>",
+        "n_components",
+        "mean_degree",
+    ] {
+        assert!(
+            text.contains(want),
+            "`{want}` missing from explain:\n{text}"
+        );
+    }
+}

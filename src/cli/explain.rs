@@ -9,7 +9,7 @@ fn print_schema(title: &str, schema: &Schema) {
     println!("\n{title}");
     for f in schema.fields() {
         println!(
-            "  {:<14} {:<16} {:<9} {}",
+            "  {:<18} {:<16} {:<9} {}",
             f.name(),
             type_name(f.data_type()),
             if f.is_nullable() { "nullable" } else { "" },
@@ -42,8 +42,24 @@ pub fn explain(loaded: &LoadedConfig) -> Result<()> {
         "  2. pointcloud       pixel is a point when any channel > {}; rank by {:?} desc, ties by row-major index; keep top {:?}; pixel size {} (rows = {:?})",
         pc.threshold, pc.rank_by, pc.resolutions, pc.pixel_size, pc.row_axis
     );
+    match &cfg.stages.knn {
+        Some(k) => println!(
+            "  3. knn              k = {} nearest by (distance, index) in ({}){}{}; per jet and resolution, with graph statistics",
+            k.k,
+            k.coordinates.join(", "),
+            k.scales
+                .as_ref()
+                .map_or(String::new(), |s| format!(" scaled by {s:?}")),
+            if k.include_self {
+                ", self included"
+            } else {
+                ""
+            }
+        ),
+        None => println!("  3. knn              off"),
+    }
     println!(
-        "  3. sink parquet     {}/ — units of {} jets, row groups of {}, zstd level {}",
+        "  4. sink parquet     {}/ — units of {} jets, row groups of {}, zstd level {}",
         cfg.sink.path.display(),
         cfg.sink.shard_size,
         cfg.sink.row_group_size,
