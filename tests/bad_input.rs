@@ -217,6 +217,7 @@ fn output_of_another_pipeline_is_refused_unless_overwrite() {
         &RunOptions {
             overwrite: true,
             quiet: true,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -5,6 +5,7 @@ mod inspect;
 mod run;
 mod schema;
 mod validate;
+mod verify;
 
 pub use schema::schema_files;
 
@@ -39,6 +40,12 @@ pub enum Command {
     },
     /// Summarise an HDF5 source file or an output dataset directory.
     Inspect(inspect::InspectArgs),
+    /// Check a dataset: every shard's checksum, rows, schema and jet ids against the manifest
+    /// and the sources.
+    Verify {
+        /// Dataset directory written by `pipeline run`.
+        dir: PathBuf,
+    },
     /// Print the JSON Schema of the pipeline YAML and the table contracts, or write them.
     Schema {
         /// Write `pipeline.schema.json`, `jets.schema.json`, `points.schema.json` here.
@@ -58,6 +65,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Validate { config } => validate::validate(&load(&config)?),
         Command::Explain { config } => explain::explain(&load(&config)?),
         Command::Inspect(args) => inspect::inspect(args),
+        Command::Verify { dir } => verify::verify(&dir),
         Command::Schema { write } => schema::schema(write.as_deref()),
     }
 }

@@ -25,6 +25,11 @@ pub struct RunArgs {
     /// Replace an output directory written by a different pipeline.
     #[arg(long)]
     pub overwrite: bool,
+    /// Convert only the units with `unit % n == i` (e.g. `--part 3/10` in a SLURM array job).
+    /// Parts may share one output directory; the part that completes the set writes the
+    /// merged manifest.json.
+    #[arg(long, value_parser = parse_part)]
+    pub part: Option<(u32, u32)>,
     /// No progress output (the summary is still printed).
     #[arg(long, short)]
     pub quiet: bool,
@@ -51,10 +56,28 @@ pub fn run(args: RunArgs) -> Result<()> {
     let summary = run_pipeline(
         &cfg,
         &RunOptions {
+            part: args.part,
             overwrite: args.overwrite,
             quiet: args.quiet,
         },
     )?;
     println!("{summary}");
     Ok(())
+}
+
+/// Parses `i/n` with `0 <= i < n`.
+fn parse_part(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (i, n) = s.split_once('/').ok_or("expected i/n, e.g. 0/4")?;
+    let (i, n): (u32, u32) = (
+        i.trim()
+            .parse()
+            .map_err(|_| format!("`{i}` is not a part number"))?,
+        n.trim()
+            .parse()
+            .map_err(|_| format!("`{n}` is not a part count"))?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("part {i}/{n}: need 0 <= i < n"));
+    }
+    Ok((i, n))
 }

@@ -2,6 +2,7 @@
 //! stages into the sink, keep the manifest current, and report a summary.
 
 pub mod executor;
+pub mod lock;
 pub mod output;
 pub mod plan;
 pub mod progress;
@@ -12,7 +13,9 @@ use crate::sink::dataset::{DatasetSink, UnitSpan, points_partition};
 use crate::sink::parquet::ShardOptions;
 use crate::source::Hdf5Source;
 use crate::stages::pointcloud::PointCloudStage;
-use crate::store::manifest::{FORMAT, Manifest, SourceRecord, Status, TableEntry, Totals};
+use crate::store::manifest::{
+    FILE_NAME, FORMAT, Manifest, SourceRecord, Status, TableEntry, Totals, part_manifest,
+};
 use crate::store::tables::{fingerprint, jets_schema, points_schema, table_docs};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -20,6 +23,8 @@ use std::time::Instant;
 /// Command-line choices that are not part of the pipeline.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// Convert only units with `unit % n == i` (`--part i/n`).
+    pub part: Option<(u32, u32)>,
     /// Replace an output written by a different pipeline.
     pub overwrite: bool,
     /// No progress output.
@@ -138,6 +143,7 @@ pub fn new_manifest(cfg: &PipelineConfig, source: &Hdf5Source, units_planned: us
             .map(|f| SourceRecord {
                 path: f.path.display().to_string(),
                 size_bytes: f.size_bytes,
+                mtime_ns: f.mtime_ns,
                 jets: f.n_jets,
                 image_dtype: f.image_dtype.into(),
             })
@@ -151,30 +157,87 @@ pub fn new_manifest(cfg: &PipelineConfig, source: &Hdf5Source, units_planned: us
     }
 }
 
-/// Units of an earlier run of the same pipeline that can be kept: same sources, same jet
-/// range, and every shard present with the recorded size. (Checksums are not re-read here.)
+/// Units of an earlier run of the same pipeline that can be kept: same jet range and every
+/// shard intact (size and SHA-256 as recorded). Returns them and the number found damaged.
 fn reusable_units(
-    old: &Manifest,
-    new: &Manifest,
+    olds: &[Manifest],
     units: &[plan::Unit],
+    n_tables: usize,
     dir: &std::path::Path,
-) -> Vec<crate::store::manifest::UnitRecord> {
-    if old.sources != new.sources {
-        return Vec::new();
-    }
-    old.units
+) -> (Vec<crate::store::manifest::UnitRecord>, usize) {
+    let mut damaged = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    let kept = olds
         .iter()
+        .flat_map(|m| &m.units)
+        .filter(|r| seen.insert(r.unit))
         .filter(|r| {
             units
                 .iter()
                 .any(|u| (u.id, u.file, u.start, u.end) == (r.unit, r.file, r.start, r.end))
-                && r.shards.len() == 1 + new.tables["points"].partitions.len()
+        })
+        .filter(|r| {
+            let ok = r.shards.len() == n_tables
                 && r.shards
                     .iter()
-                    .all(|s| std::fs::metadata(dir.join(&s.path)).is_ok_and(|m| m.len() == s.bytes))
+                    .all(|s| crate::store::verify::shard_intact(dir, s).is_ok());
+            damaged += usize::from(!ok);
+            ok
         })
         .cloned()
-        .collect()
+        .collect();
+    (kept, damaged)
+}
+
+/// When the `--part` manifests in `dir` together cover every unit of the run, writes the
+/// merged `manifest.json` (identical to the manifest of a single run). Returns whether it did.
+pub fn merge_parts(
+    cfg: &PipelineConfig,
+    source: &Hdf5Source,
+    units_planned: usize,
+    dir: &std::path::Path,
+) -> Result<bool> {
+    let mut merged = new_manifest(cfg, source, units_planned);
+    let mut units = std::collections::BTreeMap::new();
+    for part in Manifest::read_parts(dir)? {
+        if part.config_hash == merged.config_hash && part.status == Status::Complete {
+            for u in part.units {
+                units.entry(u.unit).or_insert(u);
+            }
+        }
+    }
+    if units.len() != units_planned || units.keys().copied().ne(0..units_planned as u32) {
+        return Ok(false);
+    }
+    for u in units.into_values() {
+        merged.push_unit(u);
+    }
+    merged.status = Status::Complete;
+    merged.write(dir)?;
+    Ok(true)
+}
+
+/// Refuses to resume over sources that differ from those of the earlier run.
+fn check_sources(old: &Manifest, new: &Manifest) -> Result<()> {
+    for (a, b) in old.sources.iter().zip(&new.sources) {
+        if a != b {
+            return Err(crate::error::Error::Source {
+                file: b.path.clone().into(),
+                msg: format!(
+                    "changed since the earlier run of this pipeline (size {} → {}, mtime {} → {}, jets {} → {}); refusing to resume over it: pass --overwrite to convert from scratch",
+                    a.size_bytes, b.size_bytes, a.mtime_ns, b.mtime_ns, a.jets, b.jets
+                ),
+            });
+        }
+    }
+    if old.sources.len() != new.sources.len() {
+        return Err(crate::error::Error::Config(format!(
+            "the input files differ from the earlier run's ({} → {} files); refusing to resume: pass --overwrite",
+            old.sources.len(),
+            new.sources.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Runs the pipeline to completion. On error, completed units stay listed in a manifest with
@@ -184,30 +247,55 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
     let started = Instant::now();
     let source = Hdf5Source::open(&cfg.source)?;
     let jets_per_file: Vec<u64> = source.files.iter().map(|f| f.n_jets).collect();
-    let units = plan::plan_units(
+    let all_units = plan::plan_units(
         &jets_per_file,
         cfg.source.offset,
         cfg.source.limit,
         cfg.sink.shard_size,
     );
+    let units: Vec<plan::Unit> = (all_units.iter())
+        .filter(|u| opts.part.is_none_or(|(i, n)| u.id % n == i))
+        .copied()
+        .collect();
+    let (manifest_rel, lock_name) = match opts.part {
+        None => (FILE_NAME.to_string(), ".jetpipe.lock".to_string()),
+        Some((i, n)) => (
+            part_manifest(i, n),
+            format!(".jetpipe.part-{i}-of-{n}.lock"),
+        ),
+    };
     let dir = cfg.sink.path.clone();
     let mut manifest = new_manifest(cfg, &source, units.len());
-    let previous = output::prepare(&dir, &cfg.content_hash(), &manifest.config, opts.overwrite)?;
-    let mut note = None;
+    std::fs::create_dir_all(&dir).map_err(|e| crate::error::Error::io(&dir, e))?;
+    let (_lock, lock_note) = lock::RunLock::acquire(&dir, &lock_name)?;
+    let previous = output::prepare(
+        &dir,
+        &cfg.content_hash(),
+        &manifest.config,
+        opts.overwrite,
+        opts.part,
+    )?;
+    let mut notes: Vec<String> = lock_note.into_iter().collect();
     match previous {
         output::Previous::Nothing => {}
-        output::Previous::Replaced(n) => note = Some(n),
-        output::Previous::SamePipeline(old) => {
-            let kept = reusable_units(&old, &manifest, &units, &dir);
-            note = Some(if kept.len() == units.len() {
+        output::Previous::Replaced(n) => notes.push(n),
+        output::Previous::SamePipeline(olds) => {
+            for old in &olds {
+                check_sources(old, &manifest)?;
+            }
+            let n_tables = 1 + cfg.stages.pointcloud.resolutions.len();
+            let (kept, damaged) = reusable_units(&olds, &units, n_tables, &dir);
+            if damaged > 0 {
+                notes.push(format!("{damaged} unit(s) of the earlier run failed verification (missing or altered shards) and are converted again"));
+            }
+            notes.push(if kept.len() == units.len() {
                 format!(
                     "{} already holds this pipeline's complete output: nothing to convert",
                     dir.display()
                 )
             } else {
                 format!(
-                    "output holds an earlier run of this pipeline ({:?}): keeping {} of {} units, converting the rest",
-                    old.status,
+                    "output holds earlier runs of this pipeline: keeping {} of {} units, converting the rest",
                     kept.len(),
                     units.len()
                 )
@@ -224,7 +312,7 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
         .filter(|u| !done.contains(&u.id))
         .collect();
     let batches = plan::plan_batches(&units, cfg.engine.batch_size);
-    manifest.write(&dir)?;
+    manifest.write_at(&dir, &manifest_rel)?;
     let stage = PointCloudStage::new(
         cfg,
         source.geometry,
@@ -261,7 +349,7 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
             let n = t.jets_in as u64;
             if let Some(unit) = sink.write(t)? {
                 manifest.push_unit(unit);
-                manifest.write(&dir)?;
+                manifest.write_at(&dir, &manifest_rel)?;
             }
             progress.inc(n);
             Ok(())
@@ -272,12 +360,15 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
     match result {
         Ok(()) => {
             manifest.status = Status::Complete;
-            manifest.write(&dir)?;
+            manifest.write_at(&dir, &manifest_rel)?;
+            if opts.part.is_some() && merge_parts(cfg, &source, all_units.len(), &dir)? {
+                notes.push("every part is complete: wrote the merged manifest.json".into());
+            }
         }
         Err(e) => {
             manifest.status = Status::Failed;
             manifest.error = Some(e.to_string());
-            let _ = manifest.write(&dir);
+            let _ = manifest.write_at(&dir, &manifest_rel);
             return Err(e);
         }
     }
@@ -288,6 +379,6 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
         seconds: started.elapsed().as_secs_f64(),
         threads,
         peak_rss_bytes: peak_rss_bytes(),
-        note,
+        note: (!notes.is_empty()).then(|| notes.join("\n      ")),
     })
 }

@@ -4,11 +4,11 @@
 //! replace a dataset.
 
 use crate::error::{Error, Result};
-use crate::store::manifest::{FILE_NAME, Manifest};
+use crate::store::manifest::{FILE_NAME, Manifest, PARTS_DIR};
 use std::path::Path;
 
 /// What jetpipe writes at the top of a dataset directory.
-pub const OWNED: &[&str] = &[FILE_NAME, "jets", "points"];
+pub const OWNED: &[&str] = &[FILE_NAME, PARTS_DIR, "jets", "points"];
 
 fn clear(dir: &Path) -> Result<()> {
     for name in OWNED {
@@ -27,8 +27,10 @@ fn clear(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes hidden temporary files (`.name.tmp`) that a killed run left in the tables.
-fn remove_temp_files(dir: &Path) -> Result<()> {
+/// Removes hidden temporary files (`.name.tmp`) that a killed run left in the dataset. A
+/// `--part i/n` run removes only the temporary shards of its own units: other parts may be
+/// writing theirs at this moment.
+fn remove_temp_files(dir: &Path, part: Option<(u32, u32)>) -> Result<()> {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&d) else {
@@ -39,7 +41,21 @@ fn remove_temp_files(dir: &Path) -> Result<()> {
             let name = e.file_name().to_string_lossy().into_owned();
             if p.is_dir() {
                 stack.push(p);
-            } else if name.starts_with('.') && name.ends_with(".tmp") {
+                continue;
+            }
+            if !(name.starts_with('.') && name.ends_with(".tmp")) {
+                continue;
+            }
+            let unit: Option<u32> = name
+                .strip_prefix(".part-")
+                .and_then(|r| r.strip_suffix(".parquet.tmp"))
+                .and_then(|u| u.parse().ok());
+            let mine = match (part, unit) {
+                (None, _) => true,
+                (Some((i, n)), Some(u)) => u % n == i,
+                (Some(_), None) => false,
+            };
+            if mine {
                 std::fs::remove_file(&p).map_err(|err| Error::io(&p, err))?;
             }
         }
@@ -51,19 +67,21 @@ fn remove_temp_files(dir: &Path) -> Result<()> {
 pub enum Previous {
     /// Nothing of jetpipe's.
     Nothing,
-    /// An earlier run of the same pipeline (same config hash): its listed units may be kept.
-    SamePipeline(Box<Manifest>),
+    /// Earlier runs of the same pipeline (same config hash), whole or `--part`: the units
+    /// they list may be kept.
+    SamePipeline(Vec<Manifest>),
     /// A dataset replaced because of `--overwrite`; the note says what it was.
     Replaced(String),
 }
 
 /// Makes `dir` ready for a run of the pipeline with `config_hash`. Nothing already written is
-/// removed unless `overwrite` is given for a different pipeline's output.
+/// removed unless `overwrite` is given.
 pub fn prepare(
     dir: &Path,
     config_hash: &str,
     config: &serde_json::Value,
     overwrite: bool,
+    part: Option<(u32, u32)>,
 ) -> Result<Previous> {
     if dir.exists() && !dir.is_dir() {
         return Err(Error::Output {
@@ -82,15 +100,23 @@ pub fn prepare(
             "{why}; refusing to write into it (pass --overwrite to replace it, or choose another sink.path)"
         ),
     };
-    let note = match Manifest::read(dir) {
-        Ok(Some(m)) if m.config_hash == config_hash => {
-            remove_temp_files(dir)?;
-            return Ok(Previous::SamePipeline(Box::new(m)));
-        }
+    // The dataset's identity: its manifest, or those of the parts written so far.
+    let identity = match Manifest::read(dir) {
+        Ok(None) => Manifest::read_parts(dir).map(|mut p| p.pop()),
+        other => other,
+    };
+    let note = match identity {
         Ok(Some(m)) if overwrite => format!(
-            "--overwrite: replacing the output of pipeline `{}`",
-            m.pipeline
+            "--overwrite: replacing the earlier output of pipeline `{}` ({:?})",
+            m.pipeline, m.status
         ),
+        Ok(Some(m)) if m.config_hash == config_hash => {
+            remove_temp_files(dir, part)?;
+            let mut all: Vec<Manifest> = Manifest::read(dir)?.into_iter().collect();
+            all.extend(Manifest::read_parts(dir)?);
+            all.retain(|x| x.config_hash == config_hash);
+            return Ok(Previous::SamePipeline(all));
+        }
         Ok(Some(m)) => {
             return Err(refuse(format!(
                 "holds the output of pipeline `{}` with a different config ({})",

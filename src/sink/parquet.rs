@@ -19,6 +19,21 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// Fault injection for the test suite: when the environment variable
+/// `JETPIPE_FAULT_WRITE_LIMIT` holds a byte count, shard writes fail with ENOSPC ("No space
+/// left on device") once the process has written that many shard bytes, as a full disk does.
+fn fault_write_limit() -> Option<u64> {
+    static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("JETPIPE_FAULT_WRITE_LIMIT")
+            .ok()?
+            .parse()
+            .ok()
+    })
+}
+
+static SHARD_BYTES_WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Rows per call into the Parquet encoder.
 pub const WRITE_ROWS: usize = 64;
 
@@ -44,6 +59,13 @@ struct HashingWriter {
 
 impl Write for HashingWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(limit) = fault_write_limit() {
+            let before = SHARD_BYTES_WRITTEN
+                .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            if before + buf.len() as u64 > limit {
+                return Err(std::io::Error::from_raw_os_error(28));
+            }
+        }
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
@@ -83,6 +105,8 @@ pub struct ShardWriter {
     pending: Vec<RecordBatch>,
     pending_rows: usize,
     rows: u64,
+    /// Set once a [`FinishedShard`] owns the temporary file.
+    handed_over: bool,
 }
 
 /// A shard whose bytes are complete and fsynced under its temporary name.
@@ -153,6 +177,7 @@ impl ShardWriter {
             pending: Vec::new(),
             pending_rows: 0,
             rows: 0,
+            handed_over: false,
         })
     }
 
@@ -203,6 +228,7 @@ impl ShardWriter {
             .into_inner()
             .map_err(|e| Error::io(&self.tmp_path, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&self.tmp_path, e))?;
+        self.handed_over = true;
         Ok(FinishedShard {
             tmp_path: self.tmp_path.clone(),
             final_path: self.final_path.clone(),
@@ -217,9 +243,9 @@ impl ShardWriter {
 }
 
 impl Drop for ShardWriter {
-    /// A shard dropped before `finish` is removed: no partial file stays behind.
+    /// A shard dropped before `finish` succeeded is removed: no partial file stays behind.
     fn drop(&mut self) {
-        if self.writer.take().is_some() {
+        if !self.handed_over {
             let _ = std::fs::remove_file(&self.tmp_path);
         }
     }

@@ -55,6 +55,8 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// Size in bytes when opened.
     pub size_bytes: u64,
+    /// Modification time when opened, nanoseconds since the Unix epoch.
+    pub mtime_ns: u64,
     /// Jets (first dimension of the image dataset).
     pub n_jets: u64,
     /// The image dataset's element type, e.g. `float32`.
@@ -107,6 +109,14 @@ pub fn expand_files(patterns: &[String]) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
+}
+
+/// Modification time of a file in nanoseconds since the Unix epoch (0 if unknown).
+pub fn mtime_ns(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn dtype_name(ds: &hdf5::Dataset) -> std::result::Result<TypeDescriptor, hdf5::Error> {
@@ -246,6 +256,7 @@ impl SourceFile {
         Ok(Self {
             path: path.to_path_buf(),
             size_bytes: meta.len(),
+            mtime_ns: mtime_ns(&meta),
             n_jets,
             image_dtype,
             pt: scalar(&names.pt)?,

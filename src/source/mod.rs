@@ -2,4 +2,4 @@
 
 mod hdf5;
 
-pub use self::hdf5::{Hdf5Source, ImageGeometry, RawJets, SourceFile, expand_files};
+pub use self::hdf5::{Hdf5Source, ImageGeometry, RawJets, SourceFile, expand_files, mtime_ns};

@@ -15,6 +15,13 @@ use std::path::Path;
 pub const FORMAT: &str = "jetpipe.dataset/1";
 /// File name inside the dataset directory.
 pub const FILE_NAME: &str = "manifest.json";
+/// Directory of the manifests of `--part i/n` runs.
+pub const PARTS_DIR: &str = "parts";
+
+/// Manifest path of part `i` of `n`, relative to the dataset directory.
+pub fn part_manifest(i: u32, n: u32) -> String {
+    format!("{PARTS_DIR}/part-{i:05}-of-{n:05}.json")
+}
 
 /// State of the run that wrote the dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +42,8 @@ pub struct SourceRecord {
     pub path: String,
     /// Size in bytes.
     pub size_bytes: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: u64,
     /// Jets in the file.
     pub jets: u64,
     /// Image dataset element type.
@@ -135,8 +144,16 @@ impl Manifest {
 
     /// Writes `dir/manifest.json` atomically.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let path = dir.join(FILE_NAME);
-        let tmp = dir.join(format!(".{FILE_NAME}.tmp"));
+        self.write_at(dir, FILE_NAME)
+    }
+
+    /// Writes `dir/relative` atomically (temp file unique to this process, fsync, rename).
+    pub fn write_at(&self, dir: &Path, relative: &str) -> Result<()> {
+        let path = dir.join(relative);
+        let parent = path.parent().expect("inside dir");
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        let name = path.file_name().expect("file name").to_string_lossy();
+        let tmp = parent.join(format!(".{name}.{}.tmp", std::process::id()));
         let mut json = serde_json::to_vec_pretty(self).expect("manifest serialises");
         json.push(b'\n');
         let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -147,7 +164,32 @@ impl Manifest {
 
     /// Reads `dir/manifest.json`; `Ok(None)` when there is none.
     pub fn read(dir: &Path) -> Result<Option<Self>> {
-        let path = dir.join(FILE_NAME);
+        Self::read_at(dir, FILE_NAME)
+    }
+
+    /// The manifests of `--part` runs in `dir/parts/`, in name order.
+    pub fn read_parts(dir: &Path) -> Result<Vec<Self>> {
+        let mut names: Vec<String> = match std::fs::read_dir(dir.join(PARTS_DIR)) {
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("part-") && n.ends_with(".json"))
+                .collect(),
+            Err(_) => return Ok(Vec::new()),
+        };
+        names.sort();
+        let mut out = Vec::new();
+        for n in names {
+            if let Some(m) = Self::read_at(dir, &format!("{PARTS_DIR}/{n}"))? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads `dir/relative`; `Ok(None)` when there is none.
+    pub fn read_at(dir: &Path, relative: &str) -> Result<Option<Self>> {
+        let path = dir.join(relative);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
