@@ -1,7 +1,7 @@
 //! jetpipe: streaming conversion of HEP jet-image HDF5 files into Arrow/Parquet point clouds.
 //!
 //! Layers, each depending only on those below it:
-//! `cli` → `config`, `engine` → `stages`, `source`, `sink` → `store`, `batch`.
+//! `cli` → `config`, `engine`, `sql` → `stages`, `source`, `sink` → `store`, `batch`.
 
 pub mod batch;
 pub mod cli;
@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod sink;
 pub mod source;
+pub mod sql;
 pub mod stages;
 pub mod store;
 

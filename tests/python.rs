@@ -61,18 +61,56 @@ fn numpy_reference_agrees_on_egamma_sample() {
     reference_check("pipelines/egamma.yaml", "data-samples/egamma_sample.h5");
 }
 
+/// The main job's output on the committed sample, converted once for every test here.
+fn qg1024() -> &'static Path {
+    static OUT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    OUT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let out = dir.join("qg1024");
+        convert("pipelines/qg1024.yaml", &out);
+        out
+    })
+}
+
 #[test]
 fn readme_snippets_run_on_main_job_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("qg1024");
-    convert("pipelines/qg1024.yaml", &out);
     let script = root().join("tests/python/readme_snippets.py");
     let readme = root().join("README.md");
     python(&[
         script.to_str().unwrap(),
         readme.to_str().unwrap(),
-        out.to_str().unwrap(),
+        qg1024().to_str().unwrap(),
     ]);
+}
+
+#[test]
+fn readme_sql_queries_print_what_the_readme_shows() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut checked = 0;
+    for block in readme.split("```sql\n").skip(1) {
+        let (query, rest) = block.split_once("\n```").unwrap();
+        let want = rest
+            .split_once("```text\n")
+            .and_then(|(_, r)| r.split_once("```"))
+            .map(|(t, _)| t)
+            .expect("each sql block is followed by its output");
+        let out = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+            .args(["sql", "-d", qg1024().to_str().unwrap(), query])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{query}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            want,
+            "output of {query}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "README shows {checked} queries");
 }
 
 #[test]

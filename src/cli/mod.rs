@@ -4,6 +4,7 @@ mod explain;
 mod inspect;
 mod run;
 mod schema;
+mod sql;
 mod validate;
 mod verify;
 
@@ -46,6 +47,8 @@ pub enum Command {
         /// Dataset directory written by `pipeline run`.
         dir: PathBuf,
     },
+    /// Query datasets with SQL (DataFusion): tables `jets` and `points` (partition column `res`).
+    Sql(sql::SqlArgs),
     /// Print the JSON Schema of the pipeline YAML and the table contracts, or write them.
     Schema {
         /// Write `pipeline.schema.json`, `jets.schema.json`, `points.schema.json` here.
@@ -66,6 +69,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Explain { config } => explain::explain(&load(&config)?),
         Command::Inspect(args) => inspect::inspect(args),
         Command::Verify { dir } => verify::verify(&dir),
+        Command::Sql(args) => sql::sql(args),
         Command::Schema { write } => schema::schema(write.as_deref()),
     }
 }

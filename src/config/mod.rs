@@ -6,9 +6,11 @@
 //! documented in its doc comment; the config knows nothing about threads or files on disk
 //! beyond their names.
 
+mod features;
 mod load;
 mod validate;
 
+pub use features::{FeatureGroup, FeaturesConfig};
 pub use load::{LoadedConfig, load_config, parse_config};
 
 use garde::Validate;
@@ -143,6 +145,10 @@ pub struct StagesConfig {
     #[serde(default = "default_knn")]
     #[garde(dive)]
     pub knn: Option<KnnConfig>,
+    /// Jet-level features in the `jets` table. Default: on, every group; `null` turns them off.
+    #[serde(default = "default_features")]
+    #[garde(dive)]
+    pub features: Option<FeaturesConfig>,
 }
 
 impl Default for StagesConfig {
@@ -150,8 +156,13 @@ impl Default for StagesConfig {
         Self {
             pointcloud: PointCloudConfig::default(),
             knn: default_knn(),
+            features: default_features(),
         }
     }
+}
+
+fn default_features() -> Option<FeaturesConfig> {
+    Some(FeaturesConfig::default())
 }
 
 fn default_knn() -> Option<KnnConfig> {

@@ -11,6 +11,7 @@ use crate::batch::{ImageBatch, JetTables, Rejection};
 use crate::config::{OnInvalid, PipelineConfig, RankBy, RowAxis};
 use crate::error::{Error, Result};
 use crate::source::ImageGeometry;
+use crate::stages::features::{FeatureColumns, FeatureStage};
 use crate::stages::knn::{JetPoints, KnnColumns, KnnScratch, KnnStage};
 use crate::store::tables::{jets_schema, points_schema};
 use arrow::array::{
@@ -62,6 +63,7 @@ pub struct PointCloudStage {
     labels: Vec<i8>,
     files: Vec<PathBuf>,
     knn: Option<KnnStage>,
+    features: Option<FeatureStage>,
     jets_schema: SchemaRef,
     points_schema: SchemaRef,
 }
@@ -134,6 +136,7 @@ impl PointCloudStage {
             files,
             knn: (cfg.stages.knn.as_ref())
                 .map(|k| KnnStage::new(k, &cfg.source.channels, pc.pixel_size)),
+            features: (cfg.stages.features.as_ref()).map(|f| FeatureStage::new(cfg, f, geometry)),
             jets_schema: jets_schema(cfg),
             points_schema: points_schema(cfg),
         }
@@ -233,6 +236,7 @@ impl PointCloudStage {
             .map(|&r| PointColumns::new(n_ch, batch.n, batch.n * r.min(64)))
             .collect();
         let mut jet_sums = vec![0.0f32; n_ch];
+        let mut feature_cols = FeatureColumns::default();
         let mut knn_cols: Vec<KnnColumns> = self
             .resolutions
             .iter()
@@ -278,6 +282,9 @@ impl PointCloudStage {
                 s.push(*v);
             }
             let image = &batch.raw.images[j * per_jet..(j + 1) * per_jet];
+            if let Some(f) = &self.features {
+                f.push(image, hits, &mut feature_cols);
+            }
             let (ps, cs) = g.strides();
             for (res, pcols) in self.resolutions.iter().zip(cols.iter_mut()) {
                 let pts = &scratch.candidates[..hits.min(*res)];
@@ -362,6 +369,14 @@ impl PointCloudStage {
             sums.into_iter()
                 .map(|s| Arc::new(Float32Array::from(s)) as ArrayRef),
         );
+        // Feature columns, matched to the schema by name (none exist for a batch of no jets).
+        let mut features = feature_cols.into_arrays();
+        for field in self.jets_schema.fields()[jet_cols.len()..].iter() {
+            match features.iter().position(|(n, _)| n == field.name()) {
+                Some(i) => jet_cols.push(features.swap_remove(i).1),
+                None => jet_cols.push(arrow::array::new_empty_array(field.data_type())),
+            }
+        }
         let jets = RecordBatch::try_new(self.jets_schema.clone(), jet_cols)?;
 
         let points = cols

@@ -97,6 +97,98 @@ fn jet_columns(cfg: &PipelineConfig) -> Vec<Col> {
     ]
 }
 
+fn feature_columns(cfg: &PipelineConfig, cols: &mut Vec<Col>) {
+    use crate::config::FeatureGroup as G;
+    let Some(f) = &cfg.stages.features else {
+        return;
+    };
+    let has = |g| f.groups.contains(&g);
+    let chans = &cfg.source.channels;
+    let signed = |c: &String| cfg.source.signed_channels.contains(c);
+    let thr = cfg.stages.pointcloud.threshold;
+    let f32c = |n: String, d: String| col(&n, DataType::Float32, false, &d);
+    if has(G::Hits) {
+        for c in chans {
+            cols.push(col(
+                &format!("hits_{c}"),
+                DataType::UInt32,
+                false,
+                &format!("Pixels with `{c}` > {thr}"),
+            ));
+        }
+    }
+    if has(G::Energy) {
+        cols.push(f32c(
+            "sum_total".into(),
+            "E = Σ over pixels of the sum of the unsigned (energy) channels [GeV]".into(),
+        ));
+        for c in chans.iter().filter(|c| !signed(c)) {
+            cols.push(f32c(
+                format!("frac_{c}"),
+                format!("sum_{c} / sum_total (0 for an empty jet)"),
+            ));
+        }
+    }
+    if has(G::Width) {
+        for c in chans {
+            cols.push(f32c(format!("width_{c}"), format!("Girth of `{c}`: Σ v·ΔR / Σ v, ΔR = √(Δη²+Δφ²) from the image centre (0 if empty)")));
+        }
+        cols.push(f32c("width_total".into(), "Girth of E: Σ e·ΔR / Σ e with e = pixel energy summed over the energy channels (0 if empty)".into()));
+    }
+    if has(G::Ptd) {
+        for c in chans {
+            cols.push(f32c(
+                format!("ptd_{c}"),
+                format!("pT_D of `{c}`: Σ v² / (Σ v)² over pixels (0 if empty)"),
+            ));
+        }
+        cols.push(f32c(
+            "ptd_total".into(),
+            "pT_D of E: Σ e² / (Σ e)² over pixels (0 if empty)".into(),
+        ));
+    }
+    if has(G::Leading) {
+        cols.push(f32c(
+            "lead_frac".into(),
+            "max pixel e / Σ e: energy fraction of the leading pixel (0 if empty)".into(),
+        ));
+    }
+    if has(G::Core) {
+        cols.push(f32c(
+            "core_frac".into(),
+            format!(
+                "Energy fraction within ΔR < {} of the image centre (0 if empty)",
+                f.core_radius
+            ),
+        ));
+    }
+    if has(G::Moments) {
+        let cov = "C = energy-weighted covariance of (Δη, Δφ) about the energy centroid";
+        cols.push(f32c(
+            "axis_major".into(),
+            format!("√λ₁, λ₁ ≥ λ₂ the eigenvalues of {cov} (0 if empty)"),
+        ));
+        cols.push(f32c(
+            "axis_minor".into(),
+            format!("√λ₂ of {cov} (0 if empty)"),
+        ));
+        cols.push(f32c(
+            "eccentricity".into(),
+            "√(1 − λ₂/λ₁) (0 if empty or λ₁ = 0)".into(),
+        ));
+    }
+    if has(G::Kept) {
+        for r in &cfg.stages.pointcloud.resolutions {
+            cols.push(f32c(
+                format!("kept_frac_{r}"),
+                format!(
+                    "min(n_hits, {r}) / n_hits: fraction of the hits kept at res={r} (1 if no hits)"
+                ),
+            ));
+        }
+    }
+}
+
 fn jets_table_columns(cfg: &PipelineConfig) -> Vec<Col> {
     let mut cols = jet_columns(cfg);
     cols.insert(
@@ -125,6 +217,7 @@ fn jets_table_columns(cfg: &PipelineConfig) -> Vec<Col> {
             &format!("Sum of channel `{ch}` over all pixels (source units; GeV for energies)"),
         ));
     }
+    feature_columns(cfg, &mut cols);
     cols
 }
 

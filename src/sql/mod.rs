@@ -1,0 +1,124 @@
+//! SQL over jetpipe datasets with DataFusion: one session, the datasets' tables registered
+//! (`jets`, `points` with its Hive partition column `res`), and the scalar functions
+//! physicists need that DataFusion lacks (`delta_r`).
+
+mod udf;
+
+use crate::error::{Error, Result};
+use crate::store::manifest::{Manifest, Status};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use std::path::{Path, PathBuf};
+
+/// A dataset to register, optionally under a name (tables become `<name>_jets`, ...).
+#[derive(Debug, Clone)]
+pub struct DatasetRef {
+    /// Prefix of the table names; `None` registers `jets` and `points`.
+    pub name: Option<String>,
+    /// Dataset directory.
+    pub dir: PathBuf,
+}
+
+impl std::str::FromStr for DatasetRef {
+    type Err = String;
+    /// `DIR` or `NAME=DIR`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.split_once('=') {
+            Some((n, d))
+                if !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                Ok(Self {
+                    name: Some(n.to_string()),
+                    dir: d.into(),
+                })
+            }
+            _ => Ok(Self {
+                name: None,
+                dir: s.into(),
+            }),
+        }
+    }
+}
+
+/// A session with datasets registered.
+pub struct Sql {
+    ctx: SessionContext,
+    rt: tokio::runtime::Runtime,
+    /// Registered tables with their contracts from the manifest, in registration order.
+    pub tables: Vec<(String, crate::store::tables::TableDoc)>,
+    /// Notes for the user (e.g. incomplete datasets).
+    pub warnings: Vec<String>,
+}
+
+fn df_err(context: &str) -> impl Fn(datafusion::error::DataFusionError) -> Error + '_ {
+    move |e| Error::Config(format!("{context}: {e}"))
+}
+
+impl Sql {
+    /// Opens a session over `datasets`.
+    pub fn open(datasets: &[DatasetRef]) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .map_err(|e| Error::io("tokio runtime", e))?;
+        let ctx = SessionContext::new();
+        ctx.register_udf(udf::delta_r());
+        let mut s = Self {
+            ctx,
+            rt,
+            tables: Vec::new(),
+            warnings: Vec::new(),
+        };
+        for d in datasets {
+            s.register(d)?;
+        }
+        Ok(s)
+    }
+
+    fn register(&mut self, d: &DatasetRef) -> Result<()> {
+        let m = Manifest::read(&d.dir)?.ok_or_else(|| Error::Output {
+            path: d.dir.clone(),
+            msg: "no manifest.json: not a jetpipe dataset (pass --dataset DIR)".into(),
+        })?;
+        if m.status != Status::Complete {
+            self.warnings.push(format!(
+                "{}: dataset status is {:?}: tables hold only its complete units",
+                d.dir.display(),
+                m.status
+            ));
+        }
+        let prefix = d.name.as_ref().map_or(String::new(), |n| format!("{n}_"));
+        for (table, entry) in &m.tables {
+            let path = format!("{}/{table}/", d.dir.display());
+            let mut opts = ParquetReadOptions::default();
+            if let Some(col) = &entry.schema.partitioned_by {
+                opts = opts.table_partition_cols(vec![(col.clone(), DataType::Int32)]);
+            }
+            let name = format!("{prefix}{table}");
+            self.rt
+                .block_on(self.ctx.register_parquet(name.as_str(), &path, opts))
+                .map_err(df_err(&format!("registering {path}")))?;
+            self.tables.push((name, entry.schema.clone()));
+        }
+        Ok(())
+    }
+
+    /// Runs one query and collects its result.
+    pub fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        self.rt.block_on(async {
+            let df = self.ctx.sql(sql).await.map_err(df_err("query"))?;
+            let schema: SchemaRef = df.schema().inner().clone();
+            let batches = df.collect().await.map_err(df_err("query"))?;
+            Ok((schema, batches))
+        })
+    }
+}
+
+/// The dataset used when none is given: the current directory.
+pub fn default_dataset() -> DatasetRef {
+    DatasetRef {
+        name: None,
+        dir: Path::new(".").to_path_buf(),
+    }
+}
