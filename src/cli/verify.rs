@@ -1,8 +1,8 @@
 //! `pipeline verify DIR`: re-read every shard and check it against the manifest and the
 //! sources; a non-zero exit code and one line per problem when anything is off.
 
+use crate::engine::verify::verify as verify_dataset;
 use crate::error::{Error, Result};
-use crate::store::verify::verify as verify_dataset;
 use std::path::Path;
 
 /// Prints the report; fails when there is any problem.

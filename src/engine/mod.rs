@@ -6,6 +6,7 @@ pub mod lock;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod verify;
 
 use crate::config::PipelineConfig;
 use crate::error::Result;
@@ -180,7 +181,7 @@ fn reusable_units(
             let ok = r.shards.len() == n_tables
                 && r.shards
                     .iter()
-                    .all(|s| crate::store::verify::shard_intact(dir, s).is_ok());
+                    .all(|s| verify::shard_intact(dir, s).is_ok());
             damaged += usize::from(!ok);
             ok
         })

@@ -2,4 +2,3 @@
 
 pub mod manifest;
 pub mod tables;
-pub mod verify;

@@ -105,6 +105,28 @@ pub fn verify(dir: &Path) -> Result<Report> {
             m.totals.units_planned
         ));
     }
+    // The units must tile the selected window of the sources exactly: re-plan it from the
+    // recorded config and source sizes.
+    let cfg = &m.config["source"];
+    let shard = m.config["sink"]["shard_size"].as_u64().unwrap_or(0);
+    let (offset, limit) = (cfg["offset"].as_u64().unwrap_or(0), cfg["limit"].as_u64());
+    let per_file: Vec<u64> = m.sources.iter().map(|s| s.jets).collect();
+    let plan = super::plan::plan_units(&per_file, offset, limit, shard.max(1));
+    for (p, u) in plan.iter().zip(&m.units) {
+        if (p.id, p.file, p.start, p.end) != (u.unit, u.file, u.start, u.end) {
+            r.problems.push(format!(
+                "unit {} covers file {} jets {}..{}, but the sources and config give file {} jets {}..{}",
+                u.unit, u.file, u.start, u.end, p.file, p.start, p.end
+            ));
+        }
+    }
+    if plan.len() as u64 != m.totals.units_planned {
+        r.problems.push(format!(
+            "the sources and config give {} units, the manifest plans {}",
+            plan.len(),
+            m.totals.units_planned
+        ));
+    }
     let n_tables = 1 + m.tables.get("points").map_or(0, |t| t.partitions.len());
     for u in &m.units {
         if u.shards.len() != n_tables {
