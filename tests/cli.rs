@@ -52,3 +52,34 @@ fn explain_shows_plan_and_graph_columns() {
         );
     }
 }
+
+#[test]
+fn preview_draws_channels_and_points_side_by_side() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tiny");
+    let pipeline = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pipeline"))
+            .current_dir(root)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = pipeline(&[
+        "run",
+        "pipelines/qg_tiny.yaml",
+        "-q",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = pipeline(&["preview", out.to_str().unwrap(), "--jets", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let png = std::fs::File::open(out.join("preview.png")).unwrap();
+    let reader = png::Decoder::new(std::io::BufReader::new(png))
+        .read_info()
+        .unwrap();
+    let info = reader.info();
+    // 3 channels + 2 point panels of 125 × 2 pixels plus 4-pixel gaps; 2 rows.
+    assert_eq!((info.width, info.height), (5 * 254, 2 * 254));
+}

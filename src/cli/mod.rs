@@ -2,6 +2,7 @@
 
 mod explain;
 mod inspect;
+mod preview;
 mod run;
 mod schema;
 mod sql;
@@ -49,6 +50,8 @@ pub enum Command {
     },
     /// Query datasets with SQL (DataFusion): tables `jets` and `points` (partition column `res`).
     Sql(sql::SqlArgs),
+    /// Draw the first jets of a dataset (channels and kept points, side by side) into a PNG.
+    Preview(preview::PreviewArgs),
     /// Print the JSON Schema of the pipeline YAML and the table contracts, or write them.
     Schema {
         /// Write `pipeline.schema.json`, `jets.schema.json`, `points.schema.json` here.
@@ -70,6 +73,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Inspect(args) => inspect::inspect(args),
         Command::Verify { dir } => verify::verify(&dir),
         Command::Sql(args) => sql::sql(args),
+        Command::Preview(args) => preview::preview(args).map(|_| ()),
         Command::Schema { write } => schema::schema(write.as_deref()),
     }
 }
