@@ -138,11 +138,6 @@ impl KnnStage {
         self.distances
     }
 
-    /// Neighbours per point (the list stride).
-    pub fn k(&self) -> usize {
-        self.k
-    }
-
     /// Computes one jet's neighbours and statistics and appends them to `cols`.
     pub fn append(&self, p: &JetPoints, s: &mut KnnScratch, cols: &mut KnnColumns) -> Result<()> {
         let n = p.row.len();
@@ -158,18 +153,12 @@ impl KnnStage {
                     self.include_self,
                     &mut s.keys,
                 );
-                for (i, chunk) in s.keys.chunks(k_eff.max(1)).enumerate().take(n) {
-                    self.push_point(
-                        i,
-                        k_eff,
-                        chunk
-                            .iter()
-                            .map(|&key| (key_index(key), (key_d2(key) as f32).sqrt() * unit)),
-                        cols,
-                    );
-                }
-                if k_eff == 0 {
-                    (0..n).for_each(|i| self.push_point(i, 0, std::iter::empty(), cols));
+                for i in 0..n {
+                    let nb = &s.keys[i * k_eff..(i + 1) * k_eff];
+                    let nb = nb
+                        .iter()
+                        .map(|&key| (key_index(key), (key_d2(key) as f32).sqrt() * unit));
+                    self.push_point(i, k_eff, nb, cols);
                 }
                 k_eff
             }
