@@ -28,6 +28,11 @@ struct Cloud {
 
 /// Top-`r` points of every jet that has at least `r` hits.
 fn clouds(r: usize) -> Vec<Cloud> {
+    clouds_min(r, r)
+}
+
+/// Top-`r` points (or all hits when fewer) of every jet that has at least `min` hits.
+fn clouds_min(min: usize, r: usize) -> Vec<Cloud> {
     let root = env!("CARGO_MANIFEST_DIR");
     let text = format!(
         "name: bench\nsource:\n  files: [\"{root}/data-samples/qg_sample.h5\"]\nsink:\n  path: /tmp/unused\n"
@@ -44,10 +49,10 @@ fn clouds(r: usize) -> Vec<Cloud> {
         let hits = stage
             .select(img, &mut cands, &mut sums, &mut zeroed)
             .expect("valid");
-        if hits < r {
+        if hits < min {
             continue;
         }
-        let pts = &cands[..r];
+        let pts = &cands[..r.min(hits)];
         let rows: Vec<u16> = pts
             .iter()
             .map(|c| (c.pixel as usize / g.width) as u16)
@@ -154,6 +159,91 @@ fn time(clouds: &[Cloud], mut f: impl FnMut(&Cloud, &mut Vec<u16>)) -> Timed {
     (start.elapsed().as_secs_f64() * 1e6 / jets as f64, outs)
 }
 
+/// Every jet's points at all four resolutions (`sizes` = points kept at each).
+fn all_resolutions() -> Vec<(Cloud, Vec<usize>)> {
+    let full = clouds_min(1, 1024);
+    full.into_iter()
+        .map(|c| {
+            let n = c.rows.len();
+            let sizes = [256, 512, 768, 1024].map(|r: usize| r.min(n)).to_vec();
+            (c, sizes)
+        })
+        .collect()
+}
+
+/// µs per jet for all four resolutions of every jet, as the pipeline runs them.
+fn multi_resolution() {
+    let jets = all_resolutions();
+    let start = Instant::now();
+    let mut passes = 0;
+    let mut reference = Vec::new();
+    while start.elapsed().as_secs_f64() < 0.5 || passes == 0 {
+        reference.clear();
+        for (c, sizes) in &jets {
+            let mut o = Vec::new();
+            for &s in sizes {
+                let sub = Cloud {
+                    rows: c.rows[..s].to_vec(),
+                    cols: c.cols[..s].to_vec(),
+                    xy: Vec::new(),
+                };
+                brute(&sub, &mut o);
+            }
+            reference.push(o);
+        }
+        passes += 1;
+    }
+    let base = start.elapsed().as_secs_f64() * 1e6 / (passes * jets.len()) as f64;
+    let mut g = GridKnn::default();
+    let (mut outs, mut k_eff) = (vec![Vec::new(); 4], vec![0; 4]);
+    let start = Instant::now();
+    let mut passes = 0;
+    let mut got = Vec::new();
+    while start.elapsed().as_secs_f64() < 0.5 || passes == 0 {
+        got.clear();
+        for (c, sizes) in &jets {
+            outs.iter_mut().for_each(Vec::clear);
+            g.run_multi(
+                &c.rows,
+                &c.cols,
+                (125, 125),
+                sizes,
+                K,
+                false,
+                &mut outs,
+                &mut k_eff,
+            );
+            got.push(
+                outs.iter()
+                    .flatten()
+                    .map(|&k| key_index(k))
+                    .collect::<Vec<u16>>(),
+            );
+        }
+        passes += 1;
+    }
+    let grid = start.elapsed().as_secs_f64() * 1e6 / (passes * jets.len()) as f64;
+    println!();
+    println!(
+        "all four resolutions (256/512/768/1024) of each of {} jets:",
+        jets.len()
+    );
+    for (name, us, out) in [
+        ("brute force per resolution (baseline)", base, &reference),
+        ("jetpipe grid, run_multi (used)", grid, &got),
+    ] {
+        let same = out.iter().zip(&reference).filter(|(a, b)| a == b).count();
+        println!(
+            "{:<41} {:>10.1} µs/jet {:>9.2}× {:>8}/{} jets = reference",
+            name,
+            us,
+            base / us,
+            same,
+            jets.len()
+        );
+    }
+}
+
 fn main() {
     println!("kNN, k = {K}, one thread, realistic clouds from data-samples/qg_sample.h5");
     println!(
@@ -192,4 +282,5 @@ fn main() {
             );
         }
     }
+    multi_resolution();
 }

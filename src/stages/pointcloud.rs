@@ -311,18 +311,21 @@ impl PointCloudStage {
                 pcols.offsets.push(pcols.row.len() as i32);
             }
             if let Some(knn) = &self.knn {
-                for (pcols, kcols) in cols.iter().zip(knn_cols.iter_mut()) {
-                    let a = pcols.offsets[pcols.offsets.len() - 2] as usize;
-                    let jet = JetPoints {
-                        row: &pcols.row[a..],
-                        col: &pcols.col[a..],
-                        eta: &pcols.eta[a..],
-                        phi: &pcols.phi[a..],
-                        values: pcols.values.iter().map(|v| &v[a..]).collect(),
-                        shape: (g.height, g.width),
-                    };
-                    knn.append(&jet, &mut scratch.knn, kcols)?;
-                }
+                let jets: Vec<JetPoints> = cols
+                    .iter()
+                    .map(|pcols| {
+                        let a = pcols.offsets[pcols.offsets.len() - 2] as usize;
+                        JetPoints {
+                            row: &pcols.row[a..],
+                            col: &pcols.col[a..],
+                            eta: &pcols.eta[a..],
+                            phi: &pcols.phi[a..],
+                            values: pcols.values.iter().map(|v| &v[a..]).collect(),
+                            shape: (g.height, g.width),
+                        }
+                    })
+                    .collect();
+                knn.append_jet(&jets, &mut scratch.knn, &mut knn_cols)?;
             }
         }
 

@@ -1,14 +1,22 @@
-//! Exact kNN for points on an integer pixel grid (the default η, φ coordinates).
+//! Exact kNN for points on an integer pixel grid (the default η, φ coordinates), for every
+//! resolution of a jet.
 //!
 //! Points are distinct pixels, so squared distances are exact integers and ties are resolved
-//! exactly by (distance², point index). The jet's points are marked in an occupancy image
-//! with a border as wide as the image (so no bounds checks); a query walks a precomputed
-//! table of linear pixel offsets in order of increasing distance, one group of equal distance
-//! at a time, so neighbours arrive already ordered and only a tie group needs sorting.
-//! A query whose walk passes 2n + 64 offsets (an isolated point of a sparse jet) finishes by
-//! brute force instead, which bounds its cost. Both paths give the brute-force answer
-//! exactly. The budget was tuned with `benches/knn.rs`: n + 64 favours 256-point clouds,
-//! 4n + 64 the 1024-point ones.
+//! exactly by (distance², point index). Resolution r keeps the first `sizes[r]` points of the
+//! energy-ordered list, so one occupancy image holding each pixel's point index serves every
+//! resolution: point j exists at resolution r when `j < sizes[r]`.
+//!
+//! Two exact query paths, chosen per point:
+//! - **Walk** (dense neighbourhoods): the occupancy image has a border as wide as the image
+//!   (no bounds checks); the query walks a precomputed table of pixel offsets in order of
+//!   increasing distance, one group of equal distance at a time, until k neighbours are
+//!   found with their tie group complete. Walks stop at d² ≤ [`WALK_MAX_D2`].
+//! - **Cell search** (sparse neighbourhoods, e.g. the pile-up hits kept at low resolutions):
+//!   the points bucketed in 8×8-pixel cells (each cell's by index, so a resolution is a
+//!   prefix of every cell); rings of cells around the query until no unvisited cell can
+//!   hold a point nearer than the k-th best kept.
+//!
+//! Both give the brute-force answer exactly (tests in `tests.rs`); `benches/knn.rs` times them.
 
 /// A neighbour packed for ordering: `(d² << 16) | index`.
 pub type Key = u64;
@@ -37,14 +45,29 @@ const EMPTY: u16 = u16::MAX;
 #[derive(Default)]
 pub struct GridKnn {
     shape: (usize, usize),
-    /// Linear offsets in the padded occupancy image of (Δrow, Δcol) ≠ (0, 0), by increasing d².
-    offsets: Vec<isize>,
-    /// For each group of equal d²: (end index into `offsets`, d²).
-    groups: Vec<(u32, u32)>,
+    /// (linear offset in the padded occupancy image, d²) of every (Δrow, Δcol) ≠ (0, 0), by
+    /// increasing d².
+    table: Vec<(isize, u64)>,
+    /// End index into `table` of each group of equal d².
+    groups: Vec<u32>,
+    /// Groups walked before a query switches to filtered brute force.
+    walk_groups: usize,
     occupied: Vec<u16>,
-    tie: Vec<u16>,
+    /// Cell grid size (rows, cols) of the sparse search.
+    cells: (usize, usize),
+    cell_start: Vec<u32>,
+    cell_fill: Vec<u32>,
+    /// (row, col, index) of every point, by cell, each cell's by index.
+    cell_pts: Vec<(i32, i32, u32)>,
     all: Vec<Key>,
 }
+
+/// Side in pixels of the cells of the sparse search.
+const CELL: usize = 8;
+
+/// A query walks the pixel offsets with d² ≤ this (81 offsets) before switching to filtered
+/// brute force; tuned with `benches/knn.rs` on the realistic sample.
+pub const WALK_MAX_D2: u64 = 25;
 
 impl GridKnn {
     fn prepare(&mut self, (h, w): (usize, usize)) {
@@ -63,15 +86,18 @@ impl GridKnn {
             }
         }
         offs.sort_by_key(|&(dr, dc)| dr * dr + dc * dc);
-        self.offsets = offs.iter().map(|&(dr, dc)| dr * stride + dc).collect();
+        self.table = (offs.iter())
+            .map(|&(dr, dc)| (dr * stride + dc, (dr * dr + dc * dc) as u64))
+            .collect();
         self.groups.clear();
-        for (i, &(dr, dc)) in offs.iter().enumerate() {
-            let d2 = (dr * dr + dc * dc) as u32;
-            match self.groups.last_mut() {
-                Some((end, g)) if *g == d2 => *end = i as u32 + 1,
-                _ => self.groups.push((i as u32 + 1, d2)),
+        for i in 1..=self.table.len() {
+            if i == self.table.len() || self.table[i].1 != self.table[i - 1].1 {
+                self.groups.push(i as u32);
             }
         }
+        self.walk_groups = self
+            .groups
+            .partition_point(|&end| self.table[end as usize - 1].1 <= WALK_MAX_D2);
         self.occupied = vec![EMPTY; ((3 * h - 2) * stride) as usize];
     }
 
@@ -82,25 +108,112 @@ impl GridKnn {
         (r as usize + h - 1) * (3 * w - 2) + c as usize + w - 1
     }
 
-    /// Exact neighbours of point `i` by brute force, appended to `out`.
-    fn brute(&mut self, rows: &[u16], cols: &[u16], i: usize, need: usize, out: &mut Vec<Key>) {
-        let (ri, ci) = (rows[i] as i64, cols[i] as i64);
-        self.all.clear();
-        for j in (0..rows.len()).filter(|&j| j != i) {
-            let (dr, dc) = (rows[j] as i64 - ri, cols[j] as i64 - ci);
-            self.all.push(key((dr * dr + dc * dc) as u64, j));
+    /// Buckets the points into `CELL`×`CELL` pixel cells, each cell's points by index.
+    fn build_cells(&mut self, rows: &[u16], cols: &[u16]) {
+        let (h, w) = self.shape;
+        let (ch, cw) = (h.div_ceil(CELL), w.div_ceil(CELL));
+        self.cells = (ch, cw);
+        self.cell_start.clear();
+        self.cell_start.resize(ch * cw + 1, 0);
+        let cell_of = |r: u16, c: u16| (r as usize / CELL) * cw + c as usize / CELL;
+        for (&r, &c) in rows.iter().zip(cols) {
+            self.cell_start[cell_of(r, c) + 1] += 1;
         }
-        if self.all.len() > need {
-            self.all.select_nth_unstable(need - 1);
-            self.all.truncate(need);
+        for x in 1..self.cell_start.len() {
+            self.cell_start[x] += self.cell_start[x - 1];
         }
-        self.all.sort_unstable();
-        out.extend_from_slice(&self.all);
+        self.cell_fill.clear();
+        self.cell_fill
+            .extend_from_slice(&self.cell_start[..ch * cw]);
+        self.cell_pts.resize(rows.len(), (0, 0, 0));
+        for (i, (&r, &c)) in rows.iter().zip(cols).enumerate() {
+            let slot = &mut self.cell_fill[cell_of(r, c)];
+            self.cell_pts[*slot as usize] = (i32::from(r), i32::from(c), i as u32);
+            *slot += 1;
+        }
     }
 
-    /// For every point `i` (pixel `rows[i]`, `cols[i]` of an image of `(h, w)` pixels),
-    /// appends its neighbours' keys to `out`, `k_eff` per point in (distance, index) order,
-    /// where `k_eff = min(k, n − 1 + include_self)`. Returns `k_eff`.
+    /// Neighbours of point `i` among the first `lim` points by a ring search over cells:
+    /// cells in rings of growing Chebyshev distance, the best `need` keys kept sorted, until
+    /// no unvisited cell can hold a point as near as the worst kept one. Appends them.
+    #[allow(clippy::too_many_arguments)]
+    fn cell_search(
+        &mut self,
+        r: u16,
+        c: u16,
+        i: usize,
+        lim: usize,
+        need: usize,
+        out: &mut Vec<Key>,
+    ) {
+        let (ch, cw) = (self.cells.0 as i32, self.cells.1 as i32);
+        let (ri, ci) = (i32::from(r), i32::from(c));
+        let b = CELL as i32;
+        let (cr, cc) = (ri / b, ci / b);
+        let best = &mut self.all;
+        best.clear();
+        best.resize(need, Key::MAX);
+        let mut worst = Key::MAX;
+        let (starts, pts) = (&self.cell_start, &self.cell_pts);
+        let mut visit = |y: i32, x: i32, worst: &mut Key| {
+            let cell = (y * cw + x) as usize;
+            for &(pr, pc, j) in &pts[starts[cell] as usize..starts[cell + 1] as usize] {
+                if j as usize >= lim {
+                    break;
+                }
+                let (dr, dc) = (pr - ri, pc - ci);
+                let kk = key((dr * dr + dc * dc) as u64, j as usize);
+                if kk < *worst && j as usize != i {
+                    // Insert into the sorted `best`, dropping its last entry.
+                    let mut at = need - 1;
+                    while at > 0 && best[at - 1] > kk {
+                        best[at] = best[at - 1];
+                        at -= 1;
+                    }
+                    best[at] = kk;
+                    *worst = best[need - 1];
+                }
+            }
+        };
+        for l in 0.. {
+            let (y0, y1, x0, x1) = (cr - l, cr + l, cc - l, cc + l);
+            if y0 < 0 && x0 < 0 && y1 >= ch && x1 >= cw {
+                break;
+            }
+            for x in x0.max(0)..=x1.min(cw - 1) {
+                if y0 >= 0 {
+                    visit(y0, x, &mut worst);
+                }
+                if y1 < ch && l > 0 {
+                    visit(y1, x, &mut worst);
+                }
+            }
+            if l > 0 {
+                for y in (y0 + 1).max(0)..=(y1 - 1).min(ch - 1) {
+                    if x0 >= 0 {
+                        visit(y, x0, &mut worst);
+                    }
+                    if x1 < cw {
+                        visit(y, x1, &mut worst);
+                    }
+                }
+            }
+            if worst != Key::MAX {
+                // Nearest possible pixel of the next ring, on whichever side is nearest.
+                let lb = (ri - (cr - l) * b + 1)
+                    .min((cr + l + 1) * b - ri)
+                    .min(ci - (cc - l) * b + 1)
+                    .min((cc + l + 1) * b - ci) as u64;
+                if lb * lb > key_d2(worst) {
+                    break;
+                }
+            }
+        }
+        out.extend_from_slice(&self.all[..need]);
+    }
+
+    /// Single-resolution form of [`GridKnn::run_multi`]: the neighbours of all `rows.len()`
+    /// points into `out`. Returns `k_eff`.
     pub fn run(
         &mut self,
         rows: &[u16],
@@ -110,60 +223,99 @@ impl GridKnn {
         include_self: bool,
         out: &mut Vec<Key>,
     ) -> usize {
+        let mut k_eff = [0];
+        self.run_multi(
+            rows,
+            cols,
+            shape,
+            &[rows.len()],
+            k,
+            include_self,
+            std::slice::from_mut(out),
+            &mut k_eff,
+        );
+        k_eff[0]
+    }
+
+    /// For every resolution r (the first `sizes[r]` points; `sizes` ascending, the last one
+    /// `rows.len()`), appends to `outs[r]` the neighbour keys of each of its points, `k_eff[r]`
+    /// per point in (distance, index) order, where `k_eff[r] = min(k, sizes[r] − 1 +
+    /// include_self)`. Point i is pixel (`rows[i]`, `cols[i]`) of an image of `shape` pixels.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_multi(
+        &mut self,
+        rows: &[u16],
+        cols: &[u16],
+        shape: (usize, usize),
+        sizes: &[usize],
+        k: usize,
+        include_self: bool,
+        outs: &mut [Vec<Key>],
+        k_eff: &mut [usize],
+    ) {
         let n = rows.len();
-        let k_eff = k.min((n + usize::from(include_self)).saturating_sub(1));
-        if k_eff == 0 {
-            return 0;
+        debug_assert!(sizes.windows(2).all(|w| w[0] <= w[1]) && sizes.last() == Some(&n));
+        let slf = usize::from(include_self);
+        for (ke, &s) in k_eff.iter_mut().zip(sizes) {
+            *ke = k.min((s + slf).saturating_sub(1));
+        }
+        if n == 0 || k_eff.iter().all(|&ke| ke == 0) {
+            return;
         }
         self.prepare(shape);
+        self.build_cells(rows, cols);
         for i in 0..n {
             let cell = self.cell(rows[i], cols[i]);
             self.occupied[cell] = i as u16;
         }
-        let need = k_eff - usize::from(include_self);
-        let budget = 2 * n + 64;
-        for i in 0..n {
-            if include_self {
-                out.push(key(0, i));
-            }
-            let base = self.cell(rows[i], cols[i]) as isize;
-            let start = out.len();
-            let (mut found, mut visited, mut begin) = (0usize, 0usize, 0usize);
-            let mut gi = 0;
-            while found < need {
-                if visited > budget {
-                    out.truncate(start);
-                    self.brute(rows, cols, i, need, out);
-                    break;
+        for (r, &lim) in sizes.iter().enumerate() {
+            let need = k_eff[r] - slf;
+            let out = &mut outs[r];
+            for i in 0..lim {
+                if include_self {
+                    out.push(key(0, i));
                 }
-                let (end, d2) = self.groups[gi];
-                gi += 1;
-                self.tie.clear();
-                for &delta in &self.offsets[begin..end as usize] {
-                    let j = self.occupied[(base + delta) as usize];
-                    if j != EMPTY {
-                        self.tie.push(j);
+                if need == 0 {
+                    continue;
+                }
+                let base = self.cell(rows[i], cols[i]) as isize;
+                let start = out.len();
+                let (mut found, mut begin) = (0usize, 0usize);
+                for &end in &self.groups[..self.walk_groups] {
+                    let end = end as usize;
+                    for &(delta, d2) in &self.table[begin..end] {
+                        let j = self.occupied[(base + delta) as usize];
+                        if (j as usize) < lim {
+                            out.push(key(d2, j as usize));
+                            found += 1;
+                        }
+                    }
+                    begin = end;
+                    if found >= need {
+                        break;
                     }
                 }
-                visited += end as usize - begin;
-                begin = end as usize;
-                if self.tie.len() > 1 {
-                    self.tie.sort_unstable();
+                if found >= need {
+                    // Hits come by distance; order each tie group by index, then cut.
+                    let hits = &mut out[start..];
+                    for a in 1..hits.len() {
+                        let mut b = a;
+                        while b > 0 && hits[b - 1] > hits[b] {
+                            hits.swap(b - 1, b);
+                            b -= 1;
+                        }
+                    }
+                    out.truncate(start + need);
+                } else {
+                    out.truncate(start);
+                    self.cell_search(rows[i], cols[i], i, lim, need, out);
                 }
-                let take = self.tie.len().min(need - found);
-                out.extend(
-                    self.tie[..take]
-                        .iter()
-                        .map(|&j| key(u64::from(d2), j as usize)),
-                );
-                found += take;
             }
         }
         for i in 0..n {
             let cell = self.cell(rows[i], cols[i]);
             self.occupied[cell] = EMPTY;
         }
-        k_eff
     }
 }
 

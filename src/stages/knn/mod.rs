@@ -23,7 +23,7 @@ use arrow::array::{ArrayRef, Float32Array, ListArray, UInt16Array};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field};
 use grid::{GridKnn, key_d2, key_index};
-use stats::graph_stats;
+use stats::{GraphStats, by_search, graph_stats};
 use std::sync::Arc;
 
 /// One per-point quantity of a coordinate vector.
@@ -77,7 +77,9 @@ pub struct JetPoints<'a> {
 #[derive(Default)]
 pub struct KnnScratch {
     grid: GridKnn,
-    keys: Vec<grid::Key>,
+    keys: Vec<Vec<grid::Key>>,
+    sizes: Vec<usize>,
+    k_eff: Vec<usize>,
     pairs: Vec<(f32, u16)>,
     coords: Vec<f32>,
     degree: Vec<u16>,
@@ -138,73 +140,109 @@ impl KnnStage {
         self.distances
     }
 
-    /// Computes one jet's neighbours and statistics and appends them to `cols`.
-    pub fn append(&self, p: &JetPoints, s: &mut KnnScratch, cols: &mut KnnColumns) -> Result<()> {
-        let n = p.row.len();
-        let start = cols.knn.len();
-        let k_eff = match &self.mode {
+    /// Computes one jet's neighbours and graph statistics at every resolution and appends
+    /// them to `cols` (one per resolution). `jets[r]` holds the jet's points at resolution r;
+    /// each resolution's points are a prefix of the next one's.
+    pub fn append_jet(
+        &self,
+        jets: &[JetPoints],
+        s: &mut KnnScratch,
+        cols: &mut [KnnColumns],
+    ) -> Result<()> {
+        match &self.mode {
             Mode::Grid { unit } => {
-                s.keys.clear();
-                let k_eff = s.grid.run(
-                    p.row,
-                    p.col,
-                    p.shape,
+                let Some(all) = jets.last() else {
+                    return Ok(());
+                };
+                s.sizes.clear();
+                s.sizes.extend(jets.iter().map(|p| p.row.len()));
+                s.keys.resize_with(jets.len(), Vec::new);
+                s.keys.iter_mut().for_each(Vec::clear);
+                s.k_eff.resize(jets.len(), 0);
+                s.grid.run_multi(
+                    all.row,
+                    all.col,
+                    all.shape,
+                    &s.sizes,
                     self.k,
                     self.include_self,
                     &mut s.keys,
+                    &mut s.k_eff,
                 );
-                for i in 0..n {
-                    let nb = &s.keys[i * k_eff..(i + 1) * k_eff];
-                    let nb = nb
-                        .iter()
-                        .map(|&key| (key_index(key), (key_d2(key) as f32).sqrt() * unit));
-                    self.push_point(i, k_eff, nb, cols);
+                for (r, c) in cols.iter_mut().enumerate() {
+                    let (n, k_eff, keys) = (s.sizes[r], s.k_eff[r], &s.keys[r]);
+                    let start = c.knn.len();
+                    for i in 0..n {
+                        let nb = &keys[i * k_eff..(i + 1) * k_eff];
+                        let nb = nb
+                            .iter()
+                            .map(|&key| (key_index(key), (key_d2(key) as f32).sqrt() * unit));
+                        self.push_point(i, k_eff, nb, c);
+                    }
+                    // i is a neighbour of j when (d²(i, j), i) ranks within j's k_eff best.
+                    let mutual = |i: usize, slot: usize, j: usize| {
+                        let d2 = key_d2(keys[i * k_eff + slot]);
+                        grid::key(d2, i) <= keys[j * k_eff + k_eff - 1]
+                    };
+                    let st = graph_stats(n, &c.knn[start..], self.k, k_eff, &mut s.degree, mutual);
+                    c.finish_jet(k_eff, st)?;
                 }
-                k_eff
             }
             Mode::General { coords, scales } => {
-                s.coords.clear();
-                for i in 0..n {
-                    for (c, scale) in coords.iter().zip(scales) {
-                        let v = match c {
-                            Coord::Eta => p.eta[i],
-                            Coord::Phi => p.phi[i],
-                            Coord::Row => f32::from(p.row[i]),
-                            Coord::Col => f32::from(p.col[i]),
-                            Coord::Channel(ch) => p.values[*ch][i],
-                        };
-                        s.coords.push(v * scale);
-                    }
+                for (p, c) in jets.iter().zip(cols.iter_mut()) {
+                    self.append_general(p, coords, scales, s, c)?;
                 }
-                s.pairs.clear();
-                let k_eff = general::knn(
-                    &s.coords,
-                    coords.len(),
-                    self.k,
-                    self.include_self,
-                    &mut s.pairs,
-                );
-                for i in 0..n {
-                    let nb = &s.pairs[i * k_eff..(i + 1) * k_eff];
-                    self.push_point(i, k_eff, nb.iter().map(|&(d2, j)| (j, d2.sqrt())), cols);
-                }
-                k_eff
             }
-        };
-        let st = graph_stats(n, &cols.knn[start..], self.k, k_eff, &mut s.degree);
-        cols.k_eff.push(k_eff as u16);
-        cols.components.push(st.components);
-        cols.largest.push(st.largest);
-        cols.mean_degree.push(st.mean_degree);
-        cols.max_degree.push(st.max_degree);
-        let end = i32::try_from(cols.knn.len()).map_err(|_| {
-            Error::Config("a batch's kNN lists exceed 2^31 entries: lower engine.batch_size".into())
-        })?;
-        if cols.offsets.is_empty() {
-            cols.offsets.push(0);
         }
-        cols.offsets.push(end);
         Ok(())
+    }
+
+    /// One jet at one resolution in arbitrary coordinates.
+    fn append_general(
+        &self,
+        p: &JetPoints,
+        coords: &[Coord],
+        scales: &[f32],
+        s: &mut KnnScratch,
+        cols: &mut KnnColumns,
+    ) -> Result<()> {
+        let n = p.row.len();
+        let start = cols.knn.len();
+        s.coords.clear();
+        for i in 0..n {
+            for (c, scale) in coords.iter().zip(scales) {
+                let v = match c {
+                    Coord::Eta => p.eta[i],
+                    Coord::Phi => p.phi[i],
+                    Coord::Row => f32::from(p.row[i]),
+                    Coord::Col => f32::from(p.col[i]),
+                    Coord::Channel(ch) => p.values[*ch][i],
+                };
+                s.coords.push(v * scale);
+            }
+        }
+        s.pairs.clear();
+        let k_eff = general::knn(
+            &s.coords,
+            coords.len(),
+            self.k,
+            self.include_self,
+            &mut s.pairs,
+        );
+        for i in 0..n {
+            let nb = &s.pairs[i * k_eff..(i + 1) * k_eff];
+            self.push_point(i, k_eff, nb.iter().map(|&(d2, j)| (j, d2.sqrt())), cols);
+        }
+        let nbrs = &cols.knn[start..];
+        let st = graph_stats(
+            n,
+            nbrs,
+            self.k,
+            k_eff,
+            &mut s.degree,
+            by_search(nbrs, self.k, k_eff),
+        );
+        cols.finish_jet(k_eff, st)
     }
 
     /// Appends point `i`'s `k_eff` real neighbours and its padding.
@@ -232,6 +270,23 @@ impl KnnStage {
 
 /// The kNN columns of the points table, in schema order, for a batch of `jets` jets.
 impl KnnColumns {
+    /// Closes the current jet: its `k_eff`, graph statistics and list offset.
+    fn finish_jet(&mut self, k_eff: usize, st: GraphStats) -> Result<()> {
+        self.k_eff.push(k_eff as u16);
+        self.components.push(st.components);
+        self.largest.push(st.largest);
+        self.mean_degree.push(st.mean_degree);
+        self.max_degree.push(st.max_degree);
+        let end = i32::try_from(self.knn.len()).map_err(|_| {
+            Error::Config("a batch's kNN lists exceed 2^31 entries: lower engine.batch_size".into())
+        })?;
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        self.offsets.push(end);
+        Ok(())
+    }
+
     /// Arrow arrays: `knn_k, knn, [knn_dist], n_components, largest_component, mean_degree,
     /// max_degree`.
     pub fn into_arrays(mut self, distances: bool) -> Vec<ArrayRef> {

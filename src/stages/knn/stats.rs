@@ -18,13 +18,15 @@ pub struct GraphStats {
 }
 
 /// Statistics of the graph where point `i`'s real neighbours are
-/// `nbrs[i * k .. i * k + k_eff]` (`k` = stride).
+/// `nbrs[i * k .. i * k + k_eff]` (`k` = stride). `mutual(i, s, j)` says whether point i is
+/// also a neighbour of j, where j is i's neighbour in slot `s`.
 pub fn graph_stats(
     n: usize,
     nbrs: &[u16],
     k: usize,
     k_eff: usize,
     degree: &mut Vec<u16>,
+    mutual: impl Fn(usize, usize, usize) -> bool,
 ) -> GraphStats {
     if n == 0 {
         return GraphStats {
@@ -40,14 +42,13 @@ pub fn graph_stats(
     degree.resize(n, 0);
     let mut edges = 0u64;
     for i in 0..n {
-        for &j in list(i) {
+        for (slot, &j) in list(i).iter().enumerate() {
             let j = j as usize;
             if j == i {
                 continue;
             }
             // Count i–j once: from i when the edge is one-way, from the smaller end when mutual.
-            let mutual = list(j).contains(&(i as u16));
-            if mutual && j < i {
+            if j < i && mutual(i, slot, j) {
                 continue;
             }
             degree[i] += 1;
@@ -69,6 +70,11 @@ pub fn graph_stats(
     }
 }
 
+/// `mutual` for [`graph_stats`] by searching j's list (any coordinates).
+pub fn by_search(nbrs: &[u16], k: usize, k_eff: usize) -> impl Fn(usize, usize, usize) -> bool {
+    move |i, _, j| nbrs[j * k..j * k + k_eff].contains(&(i as u16))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,7 +85,7 @@ mod tests {
         // is per jet, so give it self-padding pointing at itself).
         let nbrs = [1, 2, 0, 2, 0, 1, 4, 5, 3, 5, 3, 4, 6, 6];
         let mut deg = Vec::new();
-        let s = graph_stats(7, &nbrs, 2, 2, &mut deg);
+        let s = graph_stats(7, &nbrs, 2, 2, &mut deg, by_search(&nbrs, 2, 2));
         assert_eq!((s.components, s.largest, s.max_degree), (3, 3, 2));
         assert_eq!(deg, [2, 2, 2, 2, 2, 2, 0]);
         assert!((s.mean_degree - 12.0 / 7.0).abs() < 1e-6);
@@ -90,7 +96,7 @@ mod tests {
         // 0→1, 1→0 (mutual), 2→0 (one way): degrees 2, 1, 1; one component.
         let nbrs = [1, 0, 0];
         let mut deg = Vec::new();
-        let s = graph_stats(3, &nbrs, 1, 1, &mut deg);
+        let s = graph_stats(3, &nbrs, 1, 1, &mut deg, by_search(&nbrs, 1, 1));
         assert_eq!(deg, [2, 1, 1]);
         assert_eq!((s.components, s.largest, s.max_degree), (1, 3, 2));
     }

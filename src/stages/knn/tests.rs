@@ -2,7 +2,7 @@
 //! distance ties, duplicate float coordinates, n < k, n = 1, n = 0, with and without self.
 
 use super::general;
-use super::grid::{GridKnn, key_index};
+use super::grid::{GridKnn, key_d2, key_index};
 
 struct Lcg(u64);
 impl Lcg {
@@ -83,6 +83,126 @@ fn grid_matches_brute_force_including_ties() {
         }
     }
     assert!(checked > 100_000);
+}
+
+#[test]
+fn one_walk_serves_every_resolution_exactly() {
+    let mut rng = Lcg(99);
+    let mut grid = GridKnn::default();
+    for case in 0..200 {
+        let n = [0, 1, 3, 20, 90, 300, 1024][case % 7];
+        let (h, w) = if case % 5 == 0 { (20, 24) } else { (125, 125) };
+        let (rows, cols) = pixels(&mut rng, n, h, w, case % 3 == 0);
+        let n = rows.len();
+        // Prefix sizes as the point-cloud stage makes them, including ones below k.
+        let mut sizes: Vec<usize> = [2, 10, n / 4, n / 2, n].iter().map(|&s| s.min(n)).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        for (k, include_self) in [(16, false), (5, true)] {
+            let mut outs = vec![Vec::new(); sizes.len()];
+            let mut k_eff = vec![0; sizes.len()];
+            grid.run_multi(
+                &rows,
+                &cols,
+                (h, w),
+                &sizes,
+                k,
+                include_self,
+                &mut outs,
+                &mut k_eff,
+            );
+            for (r, &s) in sizes.iter().enumerate() {
+                let want = brute_grid(&rows[..s], &cols[..s], k, include_self);
+                let got: Vec<u16> = outs[r].iter().map(|&key| key_index(key)).collect();
+                assert_eq!(got, want, "case {case}, size {s} of {sizes:?}, k {k}");
+                assert_eq!(k_eff[r] * s, want.len());
+            }
+        }
+    }
+}
+
+/// Reference statistics: explicit symmetric adjacency sets and a flood fill.
+fn brute_stats(n: usize, nbrs: &[u16], k: usize, k_eff: usize) -> (u16, u16, f32, u16) {
+    let mut adj = vec![std::collections::BTreeSet::new(); n];
+    for i in 0..n {
+        for &j in &nbrs[i * k..i * k + k_eff] {
+            if j as usize != i {
+                adj[i].insert(j as usize);
+                adj[j as usize].insert(i);
+            }
+        }
+    }
+    let (mut seen, mut comps, mut largest) = (vec![false; n], 0u16, 0u16);
+    for s in 0..n {
+        if seen[s] {
+            continue;
+        }
+        comps += 1;
+        let (mut stack, mut size) = (vec![s], 0u16);
+        seen[s] = true;
+        while let Some(v) = stack.pop() {
+            size += 1;
+            for &u in &adj[v] {
+                if !seen[u] {
+                    seen[u] = true;
+                    stack.push(u);
+                }
+            }
+        }
+        largest = largest.max(size);
+    }
+    let degrees: Vec<usize> = adj.iter().map(|a| a.len()).collect();
+    let mean = degrees.iter().sum::<usize>() as f32 / n.max(1) as f32;
+    (
+        comps,
+        largest,
+        mean,
+        degrees.iter().copied().max().unwrap_or(0) as u16,
+    )
+}
+
+#[test]
+fn graph_statistics_match_reference_with_either_mutual_test() {
+    use super::grid::key;
+    use super::stats::{by_search, graph_stats};
+    let mut rng = Lcg(5);
+    let mut grid = GridKnn::default();
+    let mut degree = Vec::new();
+    for case in 0..120 {
+        let n = [1, 2, 7, 33, 200, 600][case % 6];
+        let (rows, cols) = pixels(&mut rng, n, 125, 125, case % 2 == 0);
+        let n = rows.len();
+        for (k, include_self) in [(16, false), (3, false), (4, true)] {
+            let mut keys = Vec::new();
+            let k_eff = grid.run(&rows, &cols, (125, 125), k, include_self, &mut keys);
+            // Stored layout: k per point, padding with the point's own index.
+            let mut nbrs = Vec::new();
+            for i in 0..n {
+                nbrs.extend(
+                    keys[i * k_eff..(i + 1) * k_eff]
+                        .iter()
+                        .map(|&x| key_index(x)),
+                );
+                nbrs.extend(std::iter::repeat_n(i as u16, k - k_eff));
+            }
+            let want = brute_stats(n, &nbrs, k, k_eff);
+            let by_key = |i: usize, slot: usize, j: usize| {
+                key(key_d2(keys[i * k_eff + slot]), i) <= keys[j * k_eff + k_eff - 1]
+            };
+            for st in [
+                graph_stats(n, &nbrs, k, k_eff, &mut degree, by_key),
+                graph_stats(n, &nbrs, k, k_eff, &mut degree, by_search(&nbrs, k, k_eff)),
+            ] {
+                let got = (st.components, st.largest, st.mean_degree, st.max_degree);
+                assert_eq!(got.0, want.0, "case {case}");
+                assert_eq!((got.1, got.3), (want.1, want.3), "case {case}");
+                assert!(
+                    (got.2 - want.2).abs() < 1e-4,
+                    "case {case}: {got:?} vs {want:?}"
+                );
+            }
+        }
+    }
 }
 
 fn brute_general(coords: &[f32], dims: usize, k: usize, include_self: bool) -> Vec<(f32, u16)> {
