@@ -47,7 +47,7 @@ fn clouds_min(min: usize, r: usize) -> Vec<Cloud> {
     let (mut cands, mut sums, mut zeroed) = (Vec::new(), vec![0.0; g.channels], 0);
     for img in raw.images.chunks_exact_mut(g.values_per_jet()) {
         let hits = stage
-            .select(img, &mut cands, &mut sums, &mut zeroed)
+            .select(img, &mut cands, &mut Vec::new(), &mut sums, &mut zeroed)
             .expect("valid");
         if hits < min {
             continue;

@@ -334,6 +334,25 @@ pub struct EngineConfig {
     #[serde(default = "default_queue_depth")]
     #[garde(range(min = 1, max = 1024))]
     pub queue_depth: usize,
+    /// Who inflates gzip image chunks: `workers` reads the compressed chunks directly and
+    /// inflates them on the worker threads (in parallel) when the dataset allows it (chunks of
+    /// whole images, deflate with optional shuffle, little-endian floats), falling back to the
+    /// library otherwise; `library` always lets the HDF5 library read (one core). Never
+    /// changes the output. Default: workers.
+    #[serde(default)]
+    #[garde(skip)]
+    pub inflate: Inflate,
+}
+
+/// Where gzip image chunks are inflated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Inflate {
+    /// Raw chunk reads, inflated in parallel on the workers (when the dataset allows it).
+    #[default]
+    Workers,
+    /// The HDF5 library's own read, serialised on the reader thread.
+    Library,
 }
 
 impl Default for EngineConfig {
@@ -342,6 +361,7 @@ impl Default for EngineConfig {
             threads: 0,
             batch_size: default_batch_size(),
             queue_depth: default_queue_depth(),
+            inflate: Inflate::default(),
         }
     }
 }

@@ -27,6 +27,7 @@ pub fn execute(
     batches: &[BatchSpec],
     threads: usize,
     queue_depth: usize,
+    direct: bool,
     mut sink: impl FnMut(JetTables) -> Result<()>,
 ) -> Result<()> {
     let threads = threads.max(1);
@@ -47,7 +48,7 @@ pub fn execute(
                 if credit_rx.recv().is_err() || cancel.load(Ordering::Relaxed) {
                     break;
                 }
-                let read = source.files[spec.file].read(spec.start, spec.n);
+                let read = source.files[spec.file].read_for_workers(spec.start, spec.n, direct);
                 match read {
                     Ok(raw) => {
                         let batch = ImageBatch {

@@ -346,6 +346,7 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
         &batches,
         threads,
         cfg.engine.queue_depth,
+        cfg.engine.inflate == crate::config::Inflate::Workers,
         |t| {
             let n = t.jets_in as u64;
             if let Some(unit) = sink.write(t)? {

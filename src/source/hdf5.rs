@@ -5,6 +5,7 @@
 //! size and channel count. Scalars (`pt`, `m0`, label) are optional, shape (N,) or (N, 1).
 //! Memory use is one batch: nothing reads a whole dataset.
 
+use super::chunks::{ChunkIndex, CompressedJets};
 use crate::config::{Layout, SourceConfig};
 use crate::error::{Error, Result};
 use hdf5::types::TypeDescriptor;
@@ -65,12 +66,16 @@ pub struct SourceFile {
     pt: Option<Scalar>,
     m0: Option<Scalar>,
     label: Option<Scalar>,
+    /// Direct chunk reads, when the image dataset qualifies.
+    direct: Option<ChunkIndex>,
 }
 
 /// A contiguous range of jets as read from one file.
 pub struct RawJets {
-    /// `n × values_per_jet` image values in file layout.
+    /// `n × values_per_jet` image values in file layout; empty when `compressed` is set.
     pub images: Vec<f32>,
+    /// The images as stored (gzip chunks), to be inflated by the worker (direct reads).
+    pub compressed: Option<CompressedJets>,
     /// Jet pT per jet, when the file has it.
     pub pt: Option<Vec<f32>>,
     /// Jet mass per jet, when the file has it.
@@ -262,6 +267,7 @@ impl SourceFile {
             pt: scalar(&names.pt)?,
             m0: scalar(&names.m0)?,
             label: scalar(&names.label)?,
+            direct: ChunkIndex::build(path, &file, &images),
             images,
         })
     }
@@ -299,6 +305,35 @@ impl SourceFile {
         })
     }
 
+    /// Whether images can be read as compressed chunks and inflated by the caller.
+    pub fn direct_read(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Reads jets `start .. start + n`, the images as stored (to be inflated by the worker)
+    /// when `direct` is set and the dataset allows it, decoded by the library otherwise.
+    pub fn read_for_workers(&self, start: u64, n: usize, direct: bool) -> Result<RawJets> {
+        let Some(index) = self.direct.as_ref().filter(|_| direct && n > 0) else {
+            return self.read(start, n);
+        };
+        let compressed = index.read(start, n).map_err(|e| {
+            Error::source(
+                &self.path,
+                format!(
+                    "cannot read the image chunks of jets {start}..{}: {e}",
+                    start + n as u64
+                ),
+            )
+        })?;
+        Ok(RawJets {
+            images: Vec::new(),
+            compressed: Some(compressed),
+            pt: self.read_scalar(&self.pt, start, n)?,
+            m0: self.read_scalar(&self.m0, start, n)?,
+            label: self.read_scalar(&self.label, start, n)?,
+        })
+    }
+
     /// Reads jets `start .. start + n`. A failing image read is narrowed down to the first
     /// jet that cannot be read, so the error names it.
     pub fn read(&self, start: u64, n: usize) -> Result<RawJets> {
@@ -325,6 +360,7 @@ impl SourceFile {
         };
         Ok(RawJets {
             images,
+            compressed: None,
             pt: self.read_scalar(&self.pt, start, n)?,
             m0: self.read_scalar(&self.m0, start, n)?,
             label: self.read_scalar(&self.label, start, n)?,
@@ -343,10 +379,15 @@ impl SourceFile {
             .iter()
             .map(|f| format!("{f:?}"))
             .collect();
-        if filters.is_empty() {
-            chunk
+        let direct = if self.direct.is_some() {
+            "; direct chunk reads (parallel inflate)"
         } else {
-            format!("{chunk}, filters {}", filters.join(" + "))
+            ""
+        };
+        if filters.is_empty() {
+            format!("{chunk}{direct}")
+        } else {
+            format!("{chunk}, filters {}{direct}", filters.join(" + "))
         }
     }
 }

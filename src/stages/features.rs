@@ -147,8 +147,9 @@ impl FeatureStage {
         self.groups.contains(&g)
     }
 
-    /// Computes one jet's features from its image (file layout) and its hit count.
-    pub fn push(&self, image: &[f32], n_hits: usize, cols: &mut FeatureColumns) {
+    /// Computes one jet's features from its image (file layout), the row-major indices of
+    /// its pixels with a nonzero value (from the point-cloud scan) and its hit count.
+    pub fn push(&self, image: &[f32], nonzero: &[u32], n_hits: usize, cols: &mut FeatureColumns) {
         let g = self.geometry;
         let (ps, cs) = g.strides();
         let nc = g.channels;
@@ -156,7 +157,9 @@ impl FeatureStage {
         let (mut sum, mut sum_dr, mut sum_sq) = (vec![0f64; nc], vec![0f64; nc], vec![0f64; nc]);
         let (mut e_tot, mut e_dr, mut e_sq, mut e_max, mut e_core) = (0f64, 0f64, 0f64, 0f64, 0f64);
         let (mut m_x, mut m_y, mut m_xx, mut m_yy, mut m_xy) = (0f64, 0f64, 0f64, 0f64, 0f64);
-        for p in 0..g.pixels() {
+        // Pixels with every value zero add nothing to any sum: visit only the others.
+        for &p in nonzero {
+            let p = p as usize;
             let base = p * ps;
             let mut e = 0f64;
             let mut any = false;

@@ -11,6 +11,7 @@ use crate::batch::{ImageBatch, JetTables, Rejection};
 use crate::config::{OnInvalid, PipelineConfig, RankBy, RowAxis};
 use crate::error::{Error, Result};
 use crate::source::ImageGeometry;
+use crate::source::chunks::ChunkDecoder;
 use crate::stages::features::{FeatureColumns, FeatureStage};
 use crate::stages::knn::{JetPoints, KnnColumns, KnnScratch, KnnStage};
 use crate::store::tables::{jets_schema, points_schema};
@@ -43,7 +44,9 @@ pub fn rank_order(a: &Candidate, b: &Candidate) -> Ordering {
 #[derive(Default)]
 pub struct Scratch {
     candidates: Vec<Candidate>,
+    nonzero: Vec<u32>,
     knn: KnnScratch,
+    decoder: ChunkDecoder,
 }
 
 /// The configured, ready-to-run stage.
@@ -143,50 +146,77 @@ impl PointCloudStage {
     }
 
     /// Scans one image: validates pixels (applying `on_invalid`), fills `out` with the top
-    /// `max(resolutions)` candidates in rank order and `sums` with per-channel totals.
-    /// Returns the number of hit pixels, or `(pixel, channel, value)` of the first invalid
-    /// value when `on_invalid` is not `zero`.
+    /// `max(resolutions)` candidates in rank order, `nonzero` with the row-major index of
+    /// every pixel with a nonzero value (in pixel order; what the features stage reads) and
+    /// `sums` with per-channel totals. Returns the number of hit pixels, or
+    /// `(pixel, channel, value)` of the first invalid value when `on_invalid` is not `zero`.
+    ///
+    /// Jet images are ~97 % zeros: blocks of 16 pixels that are all ±0 are skipped with one
+    /// vectorisable test; zeros change neither sums nor scores, and NaN, ±inf and negative
+    /// values are all nonzero, so every invalid value is still seen.
     pub fn select(
         &self,
         image: &mut [f32],
         out: &mut Vec<Candidate>,
+        nonzero: &mut Vec<u32>,
         sums: &mut [f32],
         zeroed: &mut u64,
     ) -> std::result::Result<usize, (usize, usize, f32)> {
+        const BLOCK: usize = 16;
         let g = self.geometry;
         let (ps, cs) = g.strides();
+        let n_ch = g.channels;
         out.clear();
+        nonzero.clear();
         sums.iter_mut().for_each(|s| *s = 0.0);
-        for p in 0..g.pixels() {
-            let base = p * ps;
-            let mut hit = false;
-            let mut score = 0.0f32;
-            for (c, sum) in sums.iter_mut().enumerate() {
-                let v = &mut image[base + c * cs];
-                if !valid(*v, self.signed[c]) {
-                    match self.on_invalid {
-                        OnInvalid::Zero => {
-                            *v = 0.0;
-                            *zeroed += 1;
+        // A value is zero when its bits without the sign are zero.
+        let any_bits = |vals: &[f32]| vals.iter().fold(0u32, |a, &v| a | (v.to_bits() << 1)) != 0;
+        let pixels = g.pixels();
+        for p0 in (0..pixels).step_by(BLOCK) {
+            let p1 = (p0 + BLOCK).min(pixels);
+            let busy = if ps == n_ch {
+                any_bits(&image[p0 * ps..p1 * ps])
+            } else {
+                (0..n_ch).any(|c| any_bits(&image[c * cs + p0..c * cs + p1]))
+            };
+            if !busy {
+                continue;
+            }
+            for p in p0..p1 {
+                let base = p * ps;
+                if (0..n_ch).all(|c| image[base + c * cs].to_bits() << 1 == 0) {
+                    continue;
+                }
+                nonzero.push(p as u32);
+                let mut hit = false;
+                let mut score = 0.0f32;
+                for (c, sum) in sums.iter_mut().enumerate() {
+                    let v = &mut image[base + c * cs];
+                    if !valid(*v, self.signed[c]) {
+                        match self.on_invalid {
+                            OnInvalid::Zero => {
+                                *v = 0.0;
+                                *zeroed += 1;
+                            }
+                            _ => return Err((p, c, *v)),
                         }
-                        _ => return Err((p, c, *v)),
+                    }
+                    let v = *v;
+                    *sum += v;
+                    hit |= v > self.threshold;
+                    if self.ranked[c] {
+                        score += match self.rank_by {
+                            RankBy::SumSq => v * v,
+                            RankBy::Sum => v,
+                        };
                     }
                 }
-                let v = *v;
-                *sum += v;
-                hit |= v > self.threshold;
-                if self.ranked[c] {
-                    score += match self.rank_by {
-                        RankBy::SumSq => v * v,
-                        RankBy::Sum => v,
-                    };
+                if hit {
+                    out.push(Candidate {
+                        score: score + 0.0,
+                        pixel: p as u32,
+                    });
                 }
-            }
-            if hit {
-                out.push(Candidate {
-                    score: score + 0.0,
-                    pixel: p as u32,
-                });
             }
         }
         let n_hits = out.len();
@@ -243,11 +273,27 @@ impl PointCloudStage {
             .map(|_| KnnColumns::default())
             .collect();
 
+        let Scratch {
+            candidates,
+            nonzero,
+            knn: knn_scratch,
+            decoder,
+        } = scratch;
         for j in 0..batch.n {
             let index = batch.start + j as u64;
-            let image = &mut batch.raw.images[j * per_jet..(j + 1) * per_jet];
-            let hits = match self.select(image, &mut scratch.candidates, &mut jet_sums, &mut zeroed)
-            {
+            let image: &mut [f32] = match &batch.raw.compressed {
+                Some(stored) => {
+                    decoder
+                        .image(stored, batch.seq, index, per_jet)
+                        .map_err(|msg| Error::Jet {
+                            file: self.files[file].clone(),
+                            index,
+                            msg: format!("cannot read the image dataset: {msg}"),
+                        })?
+                }
+                None => &mut batch.raw.images[j * per_jet..(j + 1) * per_jet],
+            };
+            let hits = match self.select(image, candidates, nonzero, &mut jet_sums, &mut zeroed) {
                 Ok(h) => h,
                 Err((p, c, v)) => {
                     let where_ = format!(
@@ -281,13 +327,13 @@ impl PointCloudStage {
             for (s, v) in sums.iter_mut().zip(&jet_sums) {
                 s.push(*v);
             }
-            let image = &batch.raw.images[j * per_jet..(j + 1) * per_jet];
+            let image = &*image;
             if let Some(f) = &self.features {
-                f.push(image, hits, &mut feature_cols);
+                f.push(image, nonzero, hits, &mut feature_cols);
             }
             let (ps, cs) = g.strides();
             for (res, pcols) in self.resolutions.iter().zip(cols.iter_mut()) {
-                let pts = &scratch.candidates[..hits.min(*res)];
+                let pts = &candidates[..hits.min(*res)];
                 for cand in pts {
                     let p = cand.pixel as usize;
                     let (r, c) = (p / g.width, p % g.width);
@@ -325,7 +371,7 @@ impl PointCloudStage {
                         }
                     })
                     .collect();
-                knn.append_jet(&jets, &mut scratch.knn, &mut knn_cols)?;
+                knn.append_jet(&jets, knn_scratch, &mut knn_cols)?;
             }
         }
 

@@ -269,7 +269,7 @@ impl GridKnn {
             self.occupied[cell] = i as u16;
         }
         for (r, &lim) in sizes.iter().enumerate() {
-            let need = k_eff[r] - slf;
+            let need = k_eff[r].saturating_sub(slf);
             let out = &mut outs[r];
             for i in 0..lim {
                 if include_self {

@@ -1,0 +1,286 @@
+//! Conversion throughput benchmark (issue 7), all numbers from one run on the same file:
+//!
+//! 1. bare read: every image through the HDF5 library, batches of 64, one thread (what
+//!    h5py does; h5py itself is timed too when Python has it) — the baseline;
+//! 2. `pipeline run` of the main job (4 resolutions, kNN k=16, features, Parquet) on that
+//!    file with 1 and 2 worker threads, and without kNN; jets/s, ratio to the baseline and
+//!    peak RSS as the run reports them;
+//! 3. bytes per jet on disk per resolution, point columns and kNN lists apart;
+//! 4. the Python reference converter (`benches/reference_converter.py`) on the first
+//!    `JETPIPE_BENCH_PY_JETS` jets (default 500), its point sets checked against jetpipe's.
+//!
+//! Run: `.ci/with-tools cargo bench --bench convert`. The file is `JETPIPE_BENCH_FILE`, by
+//! default a 20,000-jet file made once by the generator's bench mode under
+//! `$TMPDIR/jetpipe-bench/`. `JETPIPE_BENCH_FULL=1` also converts a 139,306-jet file (the
+//! real file's size) with 2 threads and compares its peak RSS with the 20k-jet run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn work_dir() -> PathBuf {
+    let d = std::env::temp_dir().join("jetpipe-bench");
+    std::fs::create_dir_all(&d).expect("bench dir");
+    d
+}
+
+/// A bench-mode file of `n` jets, generated once.
+fn bench_file(n: u64) -> PathBuf {
+    let path = work_dir().join(format!("qg_bench_{n}.h5"));
+    if !path.exists() {
+        eprintln!("generating {} ({n} jets)…", path.display());
+        let ok = Command::new("python3")
+            .arg(format!("{ROOT}/data-samples/generator/generate.py"))
+            .args(["bench", "--input"])
+            .arg(format!("{ROOT}/data-samples/qg_sample.h5"))
+            .args(["--n", &n.to_string(), "--out"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "bench file generation failed (run under .ci/with-tools)"
+        );
+    }
+    path
+}
+
+/// Jets/s reading every image through the HDF5 library on one thread.
+fn bare_read(path: &Path) -> (u64, f64) {
+    let file = hdf5::File::open(path).expect("open");
+    let ds = file.dataset("X_jets").expect("X_jets");
+    let n = ds.shape()[0];
+    let start = Instant::now();
+    let mut sum = 0f64;
+    for a in (0..n).step_by(64) {
+        let b = (a + 64).min(n);
+        let v = ds
+            .read_slice::<f32, _, ndarray::Ix4>(ndarray::s![a..b, .., .., ..])
+            .expect("read");
+        sum += f64::from(v[[0, 62, 62, 1]]);
+    }
+    std::hint::black_box(sum);
+    (n as u64, n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Jets/s of h5py reading every image in batches of 64, if Python has h5py.
+fn h5py_read(path: &Path) -> Option<f64> {
+    let code = "import h5py,sys,time\nx=h5py.File(sys.argv[1])['X_jets']\nt=time.perf_counter()\nfor a in range(0,x.shape[0],64): x[a:a+64]\nprint(x.shape[0]/(time.perf_counter()-t))";
+    let out = Command::new("python3")
+        .args(["-c", code])
+        .arg(path)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+struct RunResult {
+    jets_per_s: f64,
+    rss_mb: f64,
+}
+
+/// Runs the main job on `file` into `out` with `threads` workers (kNN on or off).
+fn run_pipeline(file: &Path, out: &Path, threads: usize, knn: bool) -> RunResult {
+    let _ = std::fs::remove_dir_all(out);
+    let text = std::fs::read_to_string(format!("{ROOT}/pipelines/qg1024.yaml")).expect("yaml");
+    let mut text = text
+        .replace("data-samples/qg_sample.h5", &file.display().to_string())
+        .replace("out/qg1024", &out.display().to_string())
+        .replace("  threads: 0 ", &format!("  threads: {threads} "));
+    if !knn {
+        let a = text.find("  knn:").expect("knn section");
+        let b = text.find("  features:").expect("features section");
+        text.replace_range(a..b, "  knn: null\n");
+    }
+    let cfg = out.with_extension("yaml");
+    std::fs::write(&cfg, text).expect("write config");
+    let start = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .arg("run")
+        .arg(&cfg)
+        .output()
+        .expect("pipeline runs");
+    let wall = start.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "pipeline failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let field = |key: &str| -> f64 {
+        let line = stdout.lines().find(|l| l.starts_with(key)).expect(key);
+        line[key.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect("number")
+    };
+    let jets = field("jets:");
+    RunResult {
+        jets_per_s: jets / wall,
+        rss_mb: field("peak RSS:"),
+    }
+}
+
+/// Bytes per jet at each resolution: (resolution, all columns, kNN columns).
+fn bytes_per_jet(out: &Path) -> Vec<(String, f64, f64)> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut rows = Vec::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out.join("points"))
+        .expect("points dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    dirs.sort_by_key(|d| {
+        let name = d.file_name().unwrap().to_string_lossy().to_string();
+        name.trim_start_matches("res=").parse::<u32>().unwrap_or(0)
+    });
+    for dir in dirs {
+        let (mut jets, mut all, mut knn) = (0i64, 0i64, 0i64);
+        for shard in std::fs::read_dir(&dir).expect("res dir") {
+            let f = std::fs::File::open(shard.expect("shard").path()).expect("open");
+            let md = SerializedFileReader::new(f)
+                .expect("parquet")
+                .metadata()
+                .clone();
+            jets += md.file_metadata().num_rows();
+            for rg in md.row_groups() {
+                for col in rg.columns() {
+                    all += col.compressed_size();
+                    if col.column_path().string().starts_with("knn") {
+                        knn += col.compressed_size();
+                    }
+                }
+            }
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        rows.push((name, all as f64 / jets as f64, knn as f64 / jets as f64));
+    }
+    rows
+}
+
+fn main() {
+    let file = std::env::var("JETPIPE_BENCH_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| bench_file(20_000));
+    let work = work_dir();
+    println!("conversion benchmark on {}", file.display());
+    let (n, bare) = bare_read(&file);
+    println!("{n} jets; 2 cores\n");
+    println!(
+        "{:<52} {:>10} {:>10} {:>10}",
+        "", "jets/s", "vs bare", "peak RSS"
+    );
+    println!(
+        "{:<52} {:>10.0} {:>9.2}× {:>10}",
+        "bare HDF5 read, 1 thread (baseline)", bare, 1.0, ""
+    );
+    if let Some(h) = h5py_read(&file) {
+        println!(
+            "{:<52} {:>10.0} {:>9.2}× {:>10}",
+            "h5py read, batches of 64",
+            h,
+            h / bare,
+            ""
+        );
+    }
+    let out = work.join("out");
+    let mut two = None;
+    for (threads, knn, label) in [
+        (1, true, "jetpipe main job, 1 thread"),
+        (2, true, "jetpipe main job, 2 threads"),
+        (2, false, "jetpipe main job without kNN, 2 threads"),
+    ] {
+        let r = run_pipeline(&file, &out, threads, knn);
+        println!(
+            "{:<52} {:>10.0} {:>9.2}× {:>7.0} MB",
+            label,
+            r.jets_per_s,
+            r.jets_per_s / bare,
+            r.rss_mb
+        );
+        if threads == 2 && knn {
+            two = Some(r);
+            // Keep this output for the size table and the reference check.
+            let _ = std::fs::remove_dir_all(work.join("out_main"));
+            std::fs::rename(&out, work.join("out_main")).expect("keep output");
+        }
+    }
+    let two = two.expect("2-thread run");
+    let main_out = work.join("out_main");
+
+    let py_jets: usize = std::env::var("JETPIPE_BENCH_PY_JETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let ref_out = work.join("reference");
+    std::fs::create_dir_all(&ref_out).expect("reference dir");
+    let py = Command::new("python3")
+        .arg(format!("{ROOT}/benches/reference_converter.py"))
+        .arg(&file)
+        .arg(&ref_out)
+        .args(["--n", &py_jets.to_string(), "--check"])
+        .arg(&main_out)
+        .output();
+    match py {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let rate: Option<f64> = text
+                .lines()
+                .find(|l| l.contains("jets/s"))
+                .and_then(|l| l.split(" = ").nth(1))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok());
+            if let Some(rate) = rate {
+                println!(
+                    "{:<52} {:>10.1} {:>9.2}× {:>10}",
+                    format!("Python reference converter ({py_jets} jets)"),
+                    rate,
+                    rate / bare,
+                    ""
+                );
+                println!(
+                    "\njetpipe (2 threads) vs Python reference: {:.1}×",
+                    two.jets_per_s / rate
+                );
+            }
+            for l in text.lines().filter(|l| l.contains("point sets")) {
+                println!("{l}");
+            }
+        }
+        Ok(o) => println!(
+            "\nPython reference converter failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => println!("\nPython reference converter skipped: {e}"),
+    }
+
+    println!("\nbytes per jet on disk (zstd level 3):");
+    println!(
+        "{:<10} {:>10} {:>14} {:>12}",
+        "table", "all", "points only", "kNN lists"
+    );
+    for (name, all, knn) in bytes_per_jet(&main_out) {
+        println!(
+            "{:<10} {:>10.0} {:>14.0} {:>12.0}",
+            name,
+            all,
+            all - knn,
+            knn
+        );
+    }
+
+    if std::env::var("JETPIPE_BENCH_FULL").is_ok_and(|v| v == "1") {
+        let full = bench_file(139_306);
+        let r = run_pipeline(&full, &work.join("out_full"), 2, true);
+        println!(
+            "\n139,306 jets, 2 threads: {:.0} jets/s, peak RSS {:.0} MB = {:.2}× the 20k-jet run's {:.0} MB",
+            r.jets_per_s,
+            r.rss_mb,
+            r.rss_mb / two.rss_mb,
+            two.rss_mb
+        );
+        let _ = std::fs::remove_dir_all(work.join("out_full"));
+    }
+}
