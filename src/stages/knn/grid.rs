@@ -65,9 +65,10 @@ pub struct GridKnn {
 /// Side in pixels of the cells of the sparse search.
 const CELL: usize = 8;
 
-/// A query walks the pixel offsets with d² ≤ this (81 offsets) before switching to filtered
-/// brute force; tuned with `benches/knn.rs` on the realistic sample.
+/// A query walks the pixel offsets with d² ≤ this (81 offsets, all within the 3×3 cells
+/// around the point) before switching to the cell search; tuned with `benches/knn.rs`.
 pub const WALK_MAX_D2: u64 = 25;
+const _: () = assert!(WALK_MAX_D2 < ((CELL + 1) * (CELL + 1)) as u64, "walk must stay in 3×3 cells");
 
 impl GridKnn {
     fn prepare(&mut self, (h, w): (usize, usize)) {
@@ -133,6 +134,19 @@ impl GridKnn {
         }
     }
 
+    /// Points (of any resolution, the point itself included) in the 3×3 cells around pixel
+    /// (r, c).
+    fn near_count(&self, r: u16, c: u16) -> usize {
+        let (ch, cw) = self.cells;
+        let (cr, cc) = (r as usize / CELL, c as usize / CELL);
+        let mut n = 0;
+        for y in cr.saturating_sub(1)..(cr + 2).min(ch) {
+            let (a, b) = (cc.saturating_sub(1), (cc + 2).min(cw));
+            n += (self.cell_start[y * cw + b] - self.cell_start[y * cw + a]) as usize;
+        }
+        n
+    }
+
     /// Neighbours of point `i` among the first `lim` points by a ring search over cells:
     /// cells in rings of growing Chebyshev distance, the best `need` keys kept sorted, until
     /// no unvisited cell can hold a point as near as the worst kept one. Appends them.
@@ -156,6 +170,12 @@ impl GridKnn {
         let mut worst = Key::MAX;
         let (starts, pts) = (&self.cell_start, &self.cell_pts);
         let mut visit = |y: i32, x: i32, worst: &mut Key| {
+            // Skip a cell whose nearest pixel is farther than the worst neighbour kept.
+            let dy = (y * b - ri).max(ri - (y * b + b - 1)).max(0) as u64;
+            let dx = (x * b - ci).max(ci - (x * b + b - 1)).max(0) as u64;
+            if dy * dy + dx * dx > key_d2(*worst) {
+                return;
+            }
             let cell = (y * cw + x) as usize;
             for &(pr, pc, j) in &pts[starts[cell] as usize..starts[cell + 1] as usize] {
                 if j as usize >= lim {
@@ -281,7 +301,14 @@ impl GridKnn {
                 let base = self.cell(rows[i], cols[i]) as isize;
                 let start = out.len();
                 let (mut found, mut begin) = (0usize, 0usize);
-                for &end in &self.groups[..self.walk_groups] {
+                // The walk stays inside the 3×3 cells around the point: skip it when they
+                // hold too few points for it to succeed.
+                let walk = if self.near_count(rows[i], cols[i]) > need {
+                    self.walk_groups
+                } else {
+                    0
+                };
+                for &end in &self.groups[..walk] {
                     let end = end as usize;
                     for &(delta, d2) in &self.table[begin..end] {
                         let j = self.occupied[(base + delta) as usize];
