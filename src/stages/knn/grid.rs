@@ -62,13 +62,65 @@ pub struct GridKnn {
     all: Vec<Key>,
 }
 
+/// A sparse query: the point's pixel and index, and the resolution's point count.
+struct Query {
+    ri: i32,
+    ci: i32,
+    i: u32,
+    lim: u32,
+}
+
+/// Offers every point of one cell (below the resolution's count, not the query itself) to
+/// `best`: its first `filled` entries are candidates so far; once full it is sorted and
+/// `worst` is its last entry.
+#[inline(always)]
+fn scan_cell(
+    cell_pts: &[(i32, i32, u32)],
+    q: &Query,
+    best: &mut [Key],
+    filled: &mut usize,
+    worst: &mut Key,
+) {
+    let last = best.len() - 1;
+    for &(pr, pc, j) in cell_pts {
+        if j >= q.lim {
+            break;
+        }
+        let (dr, dc) = (pr - q.ri, pc - q.ci);
+        let kk = key((dr * dr + dc * dc) as u64, j as usize);
+        if *filled <= last {
+            // Filling: collect unsorted, sort once when full.
+            if j != q.i {
+                best[*filled] = kk;
+                *filled += 1;
+                if *filled > last {
+                    best.sort_unstable();
+                    *worst = best[last];
+                }
+            }
+        } else if kk < *worst && j != q.i {
+            // Insert into the sorted `best`, dropping its last entry.
+            let mut at = last;
+            while at > 0 && best[at - 1] > kk {
+                best[at] = best[at - 1];
+                at -= 1;
+            }
+            best[at] = kk;
+            *worst = best[last];
+        }
+    }
+}
+
 /// Side in pixels of the cells of the sparse search.
 const CELL: usize = 8;
 
 /// A query walks the pixel offsets with d² ≤ this (81 offsets, all within the 3×3 cells
 /// around the point) before switching to the cell search; tuned with `benches/knn.rs`.
 pub const WALK_MAX_D2: u64 = 25;
-const _: () = assert!(WALK_MAX_D2 < ((CELL + 1) * (CELL + 1)) as u64, "walk must stay in 3×3 cells");
+const _: () = assert!(
+    WALK_MAX_D2 < ((CELL + 1) * (CELL + 1)) as u64,
+    "walk must stay in 3×3 cells"
+);
 
 impl GridKnn {
     fn prepare(&mut self, (h, w): (usize, usize)) {
@@ -150,7 +202,6 @@ impl GridKnn {
     /// Neighbours of point `i` among the first `lim` points by a ring search over cells:
     /// cells in rings of growing Chebyshev distance, the best `need` keys kept sorted, until
     /// no unvisited cell can hold a point as near as the worst kept one. Appends them.
-    #[allow(clippy::too_many_arguments)]
     fn cell_search(
         &mut self,
         r: u16,
@@ -161,75 +212,64 @@ impl GridKnn {
         out: &mut Vec<Key>,
     ) {
         let (ch, cw) = (self.cells.0 as i32, self.cells.1 as i32);
-        let (ri, ci) = (i32::from(r), i32::from(c));
-        let b = CELL as i32;
-        let (cr, cc) = (ri / b, ci / b);
-        let best = &mut self.all;
-        best.clear();
-        best.resize(need, Key::MAX);
-        let mut worst = Key::MAX;
-        let (starts, pts) = (&self.cell_start, &self.cell_pts);
-        let mut visit = |y: i32, x: i32, worst: &mut Key| {
-            // Skip a cell whose nearest pixel is farther than the worst neighbour kept.
-            let dy = (y * b - ri).max(ri - (y * b + b - 1)).max(0) as u64;
-            let dx = (x * b - ci).max(ci - (x * b + b - 1)).max(0) as u64;
-            if dy * dy + dx * dx > key_d2(*worst) {
-                return;
-            }
-            let cell = (y * cw + x) as usize;
-            for &(pr, pc, j) in &pts[starts[cell] as usize..starts[cell + 1] as usize] {
-                if j as usize >= lim {
-                    break;
-                }
-                let (dr, dc) = (pr - ri, pc - ci);
-                let kk = key((dr * dr + dc * dc) as u64, j as usize);
-                if kk < *worst && j as usize != i {
-                    // Insert into the sorted `best`, dropping its last entry.
-                    let mut at = need - 1;
-                    while at > 0 && best[at - 1] > kk {
-                        best[at] = best[at - 1];
-                        at -= 1;
-                    }
-                    best[at] = kk;
-                    *worst = best[need - 1];
-                }
-            }
+        let q = Query {
+            ri: i32::from(r),
+            ci: i32::from(c),
+            i: i as u32,
+            lim: lim as u32,
         };
+        let b = CELL as i32;
+        let (cr, cc) = (q.ri / b, q.ci / b);
+        self.all.clear();
+        self.all.resize(need, Key::MAX);
+        let best = &mut self.all[..];
+        let (mut filled, mut worst) = (0usize, Key::MAX);
+        let (starts, pts) = (&self.cell_start[..], &self.cell_pts[..]);
         for l in 0.. {
             let (y0, y1, x0, x1) = (cr - l, cr + l, cc - l, cc + l);
             if y0 < 0 && x0 < 0 && y1 >= ch && x1 >= cw {
                 break;
             }
-            for x in x0.max(0)..=x1.min(cw - 1) {
-                if y0 >= 0 {
-                    visit(y0, x, &mut worst);
-                }
-                if y1 < ch && l > 0 {
-                    visit(y1, x, &mut worst);
-                }
+            macro_rules! visit {
+                ($y:expr, $x:expr) => {{
+                    let (y, x) = ($y, $x);
+                    // Skip a cell whose nearest pixel is farther than the worst kept.
+                    let dy = (y * b - q.ri).max(q.ri - (y * b + b - 1)).max(0) as u64;
+                    let dx = (x * b - q.ci).max(q.ci - (x * b + b - 1)).max(0) as u64;
+                    if dy * dy + dx * dx <= key_d2(worst) {
+                        let cell = (y * cw + x) as usize;
+                        let cell_pts = &pts[starts[cell] as usize..starts[cell + 1] as usize];
+                        scan_cell(cell_pts, &q, best, &mut filled, &mut worst);
+                    }
+                }};
             }
-            if l > 0 {
-                for y in (y0 + 1).max(0)..=(y1 - 1).min(ch - 1) {
+            for y in y0.max(0)..=y1.min(ch - 1) {
+                if y == y0 || y == y1 {
+                    for x in x0.max(0)..=x1.min(cw - 1) {
+                        visit!(y, x);
+                    }
+                } else {
+                    // Inside rows of a ring have only their two end cells.
                     if x0 >= 0 {
-                        visit(y, x0, &mut worst);
+                        visit!(y, x0);
                     }
                     if x1 < cw {
-                        visit(y, x1, &mut worst);
+                        visit!(y, x1);
                     }
                 }
             }
             if worst != Key::MAX {
                 // Nearest possible pixel of the next ring, on whichever side is nearest.
-                let lb = (ri - (cr - l) * b + 1)
-                    .min((cr + l + 1) * b - ri)
-                    .min(ci - (cc - l) * b + 1)
-                    .min((cc + l + 1) * b - ci) as u64;
+                let lb = (q.ri - (cr - l) * b + 1)
+                    .min((cr + l + 1) * b - q.ri)
+                    .min(q.ci - (cc - l) * b + 1)
+                    .min((cc + l + 1) * b - q.ci) as u64;
                 if lb * lb > key_d2(worst) {
                     break;
                 }
             }
         }
-        out.extend_from_slice(&self.all[..need]);
+        out.extend_from_slice(best);
     }
 
     /// Single-resolution form of [`GridKnn::run_multi`]: the neighbours of all `rows.len()`
