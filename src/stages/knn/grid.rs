@@ -7,7 +7,7 @@
 //! resolution: point j exists at resolution r when `j < sizes[r]`.
 //!
 //! Two exact query paths, chosen per point:
-//! - **Walk** (dense neighbourhoods): the occupancy image has a border as wide as the image
+//! - **Walk** (dense neighbourhoods): the occupancy image has a border as wide as the walk
 //!   (no bounds checks); the query walks a precomputed table of pixel offsets in order of
 //!   increasing distance, one group of equal distance at a time, until k neighbours are
 //!   found with their tie group complete. Walks stop at d² ≤ [`WALK_MAX_D2`].
@@ -45,14 +45,15 @@ const EMPTY: u16 = u16::MAX;
 #[derive(Default)]
 pub struct GridKnn {
     shape: (usize, usize),
-    /// (linear offset in the padded occupancy image, d²) of every (Δrow, Δcol) ≠ (0, 0), by
-    /// increasing d².
-    table: Vec<(isize, u64)>,
-    /// End index into `table` of each group of equal d².
-    groups: Vec<u32>,
-    /// Groups walked before a query switches to filtered brute force.
-    walk_groups: usize,
+    /// Linear offset in the padded occupancy image of every (Δrow, Δcol) ≠ (0, 0) with
+    /// d² ≤ [`WALK_MAX_D2`], by increasing d².
+    table: Vec<isize>,
+    /// (end index into `table`, d²) of each group of equal d².
+    groups: Vec<(u32, u64)>,
+    /// Occupancy image with a [`PAD`]-pixel border: each pixel's point index, or `EMPTY`.
     occupied: Vec<u16>,
+    /// Hits of one walk.
+    hits: Vec<Key>,
     /// Cell grid size (rows, cols) of the sparse search.
     cells: (usize, usize),
     cell_start: Vec<u32>,
@@ -117,6 +118,13 @@ const CELL: usize = 8;
 /// A query walks the pixel offsets with d² ≤ this (81 offsets, all within the 3×3 cells
 /// around the point) before switching to the cell search; tuned with `benches/knn.rs`.
 pub const WALK_MAX_D2: u64 = 25;
+
+/// Border of the occupancy image: the walk's largest |Δrow| or |Δcol|.
+const PAD: usize = 5;
+const _: () = assert!(
+    ((PAD + 1) * (PAD + 1)) as u64 > WALK_MAX_D2,
+    "border too thin"
+);
 const _: () = assert!(
     WALK_MAX_D2 < ((CELL + 1) * (CELL + 1)) as u64,
     "walk must stay in 3×3 cells"
@@ -128,37 +136,34 @@ impl GridKnn {
             return;
         }
         self.shape = (h, w);
-        let (h, w) = (h as isize, w as isize);
-        let stride = 3 * w - 2;
+        let stride = (w + 2 * PAD) as isize;
+        let r = PAD as isize;
         let mut offs: Vec<(isize, isize)> = Vec::new();
-        for dr in -(h - 1)..h {
-            for dc in -(w - 1)..w {
-                if (dr, dc) != (0, 0) {
+        for dr in -r..=r {
+            for dc in -r..=r {
+                if (dr, dc) != (0, 0) && (dr * dr + dc * dc) as u64 <= WALK_MAX_D2 {
                     offs.push((dr, dc));
                 }
             }
         }
         offs.sort_by_key(|&(dr, dc)| dr * dr + dc * dc);
-        self.table = (offs.iter())
-            .map(|&(dr, dc)| (dr * stride + dc, (dr * dr + dc * dc) as u64))
-            .collect();
+        self.table = offs.iter().map(|&(dr, dc)| dr * stride + dc).collect();
         self.groups.clear();
-        for i in 1..=self.table.len() {
-            if i == self.table.len() || self.table[i].1 != self.table[i - 1].1 {
-                self.groups.push(i as u32);
+        for (i, &(dr, dc)) in offs.iter().enumerate() {
+            let d2 = (dr * dr + dc * dc) as u64;
+            match self.groups.last_mut() {
+                Some((end, g)) if *g == d2 => *end = i as u32 + 1,
+                _ => self.groups.push((i as u32 + 1, d2)),
             }
         }
-        self.walk_groups = self
-            .groups
-            .partition_point(|&end| self.table[end as usize - 1].1 <= WALK_MAX_D2);
-        self.occupied = vec![EMPTY; ((3 * h - 2) * stride) as usize];
+        self.hits = vec![0; self.table.len()];
+        self.occupied = vec![EMPTY; (h + 2 * PAD) * (w + 2 * PAD)];
     }
 
     /// Index of pixel (r, c) in the padded occupancy image.
     #[inline]
     fn cell(&self, r: u16, c: u16) -> usize {
-        let (h, w) = self.shape;
-        (r as usize + h - 1) * (3 * w - 2) + c as usize + w - 1
+        (r as usize + PAD) * (self.shape.1 + 2 * PAD) + c as usize + PAD
     }
 
     /// Buckets the points into `CELL`×`CELL` pixel cells, each cell's points by index.
@@ -338,33 +343,29 @@ impl GridKnn {
                 if need == 0 {
                     continue;
                 }
-                let base = self.cell(rows[i], cols[i]) as isize;
-                let start = out.len();
-                let (mut found, mut begin) = (0usize, 0usize);
                 // The walk stays inside the 3×3 cells around the point: skip it when they
                 // hold too few points for it to succeed.
-                let walk = if self.near_count(rows[i], cols[i]) > need {
-                    self.walk_groups
-                } else {
-                    0
-                };
-                for &end in &self.groups[..walk] {
-                    let end = end as usize;
-                    for &(delta, d2) in &self.table[begin..end] {
-                        let j = self.occupied[(base + delta) as usize];
-                        if (j as usize) < lim {
-                            out.push(key(d2, j as usize));
-                            found += 1;
+                let mut found = 0usize;
+                if self.near_count(rows[i], cols[i]) > need {
+                    let base = self.cell(rows[i], cols[i]) as isize;
+                    let mut begin = 0usize;
+                    for &(end, d2) in &self.groups {
+                        let end = end as usize;
+                        for &delta in &self.table[begin..end] {
+                            // Branch-free: write every probe, keep it when it is a point.
+                            let j = self.occupied[(base + delta) as usize];
+                            self.hits[found] = key(d2, j as usize);
+                            found += usize::from((j as usize) < lim);
                         }
-                    }
-                    begin = end;
-                    if found >= need {
-                        break;
+                        begin = end;
+                        if found >= need {
+                            break;
+                        }
                     }
                 }
                 if found >= need {
                     // Hits come by distance; order each tie group by index, then cut.
-                    let hits = &mut out[start..];
+                    let hits = &mut self.hits[..found];
                     for a in 1..hits.len() {
                         let mut b = a;
                         while b > 0 && hits[b - 1] > hits[b] {
@@ -372,9 +373,8 @@ impl GridKnn {
                             b -= 1;
                         }
                     }
-                    out.truncate(start + need);
+                    out.extend_from_slice(&hits[..need]);
                 } else {
-                    out.truncate(start);
                     self.cell_search(rows[i], cols[i], i, lim, need, out);
                 }
             }
