@@ -6,7 +6,9 @@
 //!    file with 1 and 2 worker threads, and without kNN; jets/s, ratio to the baseline and
 //!    peak RSS as the run reports them;
 //! 3. bytes per jet on disk per resolution, point columns and kNN lists apart;
-//! 4. the Python reference converter (`benches/reference_converter.py`) on the first
+//! 4. the kNN lists' Parquet encoding: a res=1024 shard re-encoded with the sink's settings
+//!    (delta + bit-packed) and with dictionary encoding, in the sink's 64-row writes;
+//! 5. the Python reference converter (`benches/reference_converter.py`) on the first
 //!    `JETPIPE_BENCH_PY_JETS` jets (default 500), its point sets checked against jetpipe's.
 //!
 //! Run: `.ci/with-tools cargo bench --bench convert`. The file is `JETPIPE_BENCH_FILE`, by
@@ -160,6 +162,77 @@ fn bytes_per_jet(out: &Path) -> Vec<(String, f64, f64)> {
     rows
 }
 
+/// µs per jet and bytes per jet to encode `batches` with `props`, written as the sink does:
+/// `WRITE_ROWS`-row batches, each compacted by `concat_batches` (the sink's copy) first.
+fn encode(
+    batches: &[arrow::record_batch::RecordBatch],
+    props: &parquet::file::properties::WriterProperties,
+) -> (f64, f64) {
+    use jetpipe::sink::parquet::WRITE_ROWS;
+    let all = arrow::compute::concat_batches(&batches[0].schema(), batches).expect("concat");
+    let rows = all.num_rows();
+    let (start, mut reps, mut bytes) = (Instant::now(), 0, 0);
+    while start.elapsed().as_secs_f64() < 2.0 || reps == 0 {
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(Vec::new(), all.schema(), Some(props.clone()))
+                .expect("writer");
+        for off in (0..rows).step_by(WRITE_ROWS) {
+            w.write(&all.slice(off, WRITE_ROWS.min(rows - off)))
+                .expect("write");
+        }
+        bytes = w.into_inner().expect("close").len();
+        reps += 1;
+    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / (reps * rows) as f64;
+    (us, bytes as f64 / rows as f64)
+}
+
+/// The kNN-list encodings compared on the first res=1024 shard of `out`.
+fn knn_encodings(out: &Path) {
+    use jetpipe::sink::parquet::ShardOptions;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::schema::types::ColumnPath;
+    let shard = out.join("points/res=1024/part-00000.parquet");
+    let f = std::fs::File::open(&shard).expect("shard");
+    let batches: Vec<_> = ParquetRecordBatchReaderBuilder::try_new(f)
+        .expect("parquet")
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch"))
+        .collect();
+    let opts = ShardOptions {
+        row_group_size: 1024,
+        zstd_level: 3,
+    };
+    let used = opts.properties().expect("properties");
+    let knn = ColumnPath::new(vec!["knn".into(), "list".into(), "item".into()]);
+    let dict = used
+        .clone()
+        .into_builder()
+        .set_column_dictionary_enabled(knn.clone(), true)
+        .set_column_encoding(knn, parquet::basic::Encoding::PLAIN)
+        .build();
+    println!(
+        "
+encoding the res=1024 points table ({}):",
+        shard.display()
+    );
+    let (us_d, b_d) = encode(&batches, &dict);
+    let (us_u, b_u) = encode(&batches, &used);
+    println!(
+        "{:<44} {:>8.0} µs/jet {:>8.0} B/jet",
+        "kNN lists dictionary-encoded", us_d, b_d
+    );
+    println!(
+        "{:<44} {:>8.0} µs/jet {:>8.0} B/jet  ({:.2}× the time, {:.2}× the bytes)",
+        "kNN lists delta + bit-packed (used)",
+        us_u,
+        b_u,
+        us_u / us_d,
+        b_u / b_d
+    );
+}
+
 fn main() {
     let file = std::env::var("JETPIPE_BENCH_FILE")
         .map(PathBuf::from)
@@ -255,6 +328,8 @@ fn main() {
         ),
         Err(e) => println!("\nPython reference converter skipped: {e}"),
     }
+
+    knn_encodings(&main_out);
 
     println!("\nbytes per jet on disk (zstd level 3):");
     println!(

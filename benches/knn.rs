@@ -244,8 +244,35 @@ fn multi_resolution() {
     }
 }
 
+/// Median over all points of the distance (pixels) to the K-th nearest other point.
+fn median_kth_distance(clouds: &[Cloud]) -> f64 {
+    let mut kth: Vec<i64> = Vec::new();
+    for c in clouds {
+        for i in 0..c.rows.len() {
+            let mut d2: Vec<i64> = (0..c.rows.len())
+                .filter(|&j| j != i)
+                .map(|j| {
+                    let (dr, dc) = (
+                        i64::from(c.rows[j]) - i64::from(c.rows[i]),
+                        i64::from(c.cols[j]) - i64::from(c.cols[i]),
+                    );
+                    dr * dr + dc * dc
+                })
+                .collect();
+            d2.select_nth_unstable(K - 1);
+            kth.push(d2[K - 1]);
+        }
+    }
+    let mid = kth.len() / 2;
+    (*kth.select_nth_unstable(mid).1 as f64).sqrt()
+}
+
 fn main() {
     println!("kNN, k = {K}, one thread, realistic clouds from data-samples/qg_sample.h5");
+    println!(
+        "median distance to the {K}th neighbour at 256 points: {:.1} pixels",
+        median_kth_distance(&clouds(256))
+    );
     println!(
         "{:<6} {:<34} {:>10} {:>16} {:>18}",
         "points", "method", "µs/jet", "vs brute force", "lists = reference"

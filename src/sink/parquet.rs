@@ -89,11 +89,10 @@ pub struct ShardOptions {
 
 impl ShardOptions {
     /// Writer settings. The kNN lists (~37,000 values per jet over four resolutions) are
-    /// delta + bit-packed instead of dictionary-encoded: measured on the bench file, 3000
-    /// jets, 2 threads, the whole run took 24 % less CPU time (user 8.0 s vs 10.5 s, mean of
-    /// three) for 5 % more bytes (145.3 vs 138.1 MB); the dictionary's per-value hashing was
-    /// the writer's largest cost.
-    fn properties(&self) -> Result<WriterProperties> {
+    /// delta + bit-packed instead of dictionary-encoded: the dictionary's per-value hashing
+    /// was the writer's largest cost. `benches/convert.rs` re-encodes a res=1024 shard both
+    /// ways and prints the time and bytes of each.
+    pub fn properties(&self) -> Result<WriterProperties> {
         let knn = ColumnPath::new(vec!["knn".into(), "list".into(), "item".into()]);
         Ok(WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.zstd_level)?))

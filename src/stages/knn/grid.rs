@@ -115,7 +115,7 @@ fn scan_cell(
 /// Side in pixels of the cells of the sparse search.
 const CELL: usize = 8;
 
-/// A query walks the pixel offsets with d² ≤ this (81 offsets, all within the 3×3 cells
+/// A query walks the pixel offsets with d² ≤ this (80 offsets, all within the 3×3 cells
 /// around the point) before switching to the cell search; tuned with `benches/knn.rs`.
 pub const WALK_MAX_D2: u64 = 25;
 

@@ -23,7 +23,7 @@ use arrow::array::{ArrayRef, Float32Array, ListArray, UInt16Array};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field};
 use grid::{GridKnn, key_d2, key_index};
-use stats::{GraphStats, by_search, graph_stats};
+use stats::{GraphStats, by_rank, by_search, graph_stats};
 use std::sync::Arc;
 
 /// One per-point quantity of a coordinate vector.
@@ -179,11 +179,7 @@ impl KnnStage {
                             .map(|&key| (key_index(key), (key_d2(key) as f32).sqrt() * unit));
                         self.push_point(i, k_eff, nb, c);
                     }
-                    // i is a neighbour of j when (d²(i, j), i) ranks within j's k_eff best.
-                    let mutual = |i: usize, slot: usize, j: usize| {
-                        let d2 = key_d2(keys[i * k_eff + slot]);
-                        grid::key(d2, i) <= keys[j * k_eff + k_eff - 1]
-                    };
+                    let mutual = by_rank(keys, k_eff);
                     let st = graph_stats(n, &c.knn[start..], self.k, k_eff, &mut s.degree, mutual);
                     c.finish_jet(k_eff, st)?;
                 }

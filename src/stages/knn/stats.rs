@@ -2,6 +2,7 @@
 //! neighbour of i or i of j; self-loops and padding left out): connected components, size of
 //! the largest, mean and maximum degree. Components come from petgraph's union-find.
 
+use super::grid::{Key, key, key_d2};
 use petgraph::unionfind::UnionFind;
 
 /// Graph statistics of one jet at one resolution.
@@ -68,6 +69,13 @@ pub fn graph_stats(
         mean_degree: (2 * edges) as f32 / n as f32,
         max_degree: degree.iter().copied().max().unwrap_or(0),
     }
+}
+
+/// `mutual` for [`graph_stats`] from the grid search's keys (`k_eff` per point, sorted):
+/// i is a neighbour of j when (d²(i, j), i) ranks within j's `k_eff` best, i.e. is not
+/// after j's last key. O(1) per edge.
+pub fn by_rank(keys: &[Key], k_eff: usize) -> impl Fn(usize, usize, usize) -> bool {
+    move |i, slot, j| key(key_d2(keys[i * k_eff + slot]), i) <= keys[j * k_eff + k_eff - 1]
 }
 
 /// `mutual` for [`graph_stats`] by searching j's list (any coordinates).

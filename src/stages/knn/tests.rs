@@ -2,7 +2,7 @@
 //! distance ties, duplicate float coordinates, n < k, n = 1, n = 0, with and without self.
 
 use super::general;
-use super::grid::{GridKnn, key_d2, key_index};
+use super::grid::{GridKnn, key_index};
 
 struct Lcg(u64);
 impl Lcg {
@@ -163,8 +163,7 @@ fn brute_stats(n: usize, nbrs: &[u16], k: usize, k_eff: usize) -> (u16, u16, f32
 
 #[test]
 fn graph_statistics_match_reference_with_either_mutual_test() {
-    use super::grid::key;
-    use super::stats::{by_search, graph_stats};
+    use super::stats::{by_rank, by_search, graph_stats};
     let mut rng = Lcg(5);
     let mut grid = GridKnn::default();
     let mut degree = Vec::new();
@@ -186,11 +185,8 @@ fn graph_statistics_match_reference_with_either_mutual_test() {
                 nbrs.extend(std::iter::repeat_n(i as u16, k - k_eff));
             }
             let want = brute_stats(n, &nbrs, k, k_eff);
-            let by_key = |i: usize, slot: usize, j: usize| {
-                key(key_d2(keys[i * k_eff + slot]), i) <= keys[j * k_eff + k_eff - 1]
-            };
             for st in [
-                graph_stats(n, &nbrs, k, k_eff, &mut degree, by_key),
+                graph_stats(n, &nbrs, k, k_eff, &mut degree, by_rank(&keys, k_eff)),
                 graph_stats(n, &nbrs, k, k_eff, &mut degree, by_search(&nbrs, k, k_eff)),
             ] {
                 let got = (st.components, st.largest, st.mean_degree, st.max_degree);
