@@ -34,6 +34,9 @@ pub enum Error {
     /// An Arrow array could not be built.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// The loader failed (message names the shard and row group, or the setting).
+    #[error("{0}")]
+    Loader(String),
     /// The run was stopped because another part of it failed.
     #[error("cancelled")]
     Cancelled,
@@ -59,7 +62,11 @@ impl Error {
     /// Process exit code: 2 for a bad config or input, 1 for anything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) | Error::Source { .. } | Error::Jet { .. } | Error::Output { .. } => 2,
+            Error::Config(_)
+            | Error::Loader(_)
+            | Error::Source { .. }
+            | Error::Jet { .. }
+            | Error::Output { .. } => 2,
             _ => 1,
         }
     }

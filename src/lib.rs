@@ -1,13 +1,14 @@
 //! jetpipe: streaming conversion of HEP jet-image HDF5 files into Arrow/Parquet point clouds.
 //!
 //! Layers, each depending only on those below it:
-//! `cli` → `config`, `engine`, `sql` → `stages`, `source`, `sink` → `store`, `batch`.
+//! `cli` → `config`, `engine`, `sql`, `loader` → `stages`, `source`, `sink` → `store`, `batch`.
 
 pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod loader;
 pub mod sink;
 pub mod source;
 pub mod sql;

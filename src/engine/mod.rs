@@ -155,6 +155,7 @@ pub fn new_manifest(cfg: &PipelineConfig, source: &Hdf5Source, units_planned: us
             units_planned: units_planned as u64,
             ..Totals::default()
         },
+        stats: Default::default(),
     }
 }
 

@@ -126,6 +126,25 @@ pub struct Manifest {
     pub units: Vec<UnitRecord>,
     /// Totals over `units`.
     pub totals: Totals,
+    /// Feature statistics cached by the loader (`standardise`), by key (see
+    /// `loader::preprocess::stats_key`). Absent until a loader computes some.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub stats: std::collections::BTreeMap<String, FeatureStats>,
+}
+
+/// Median and 16th/84th percentiles of one per-point feature over a set of jets.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FeatureStats {
+    /// Median.
+    pub median: f32,
+    /// 16th percentile.
+    pub p16: f32,
+    /// 84th percentile.
+    pub p84: f32,
+    /// Points the statistics were computed over.
+    pub points: u64,
+    /// Jets the statistics were computed over.
+    pub jets: u64,
 }
 
 impl Manifest {

@@ -1,0 +1,308 @@
+//! The loader's YAML section (`loader:` of a training YAML, or a file of its own for
+//! `pipeline load`): serde with unknown keys refused, garde for value ranges.
+
+use crate::error::{Error, Result};
+use crate::loader::preprocess::Transform;
+use garde::Validate;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Loader settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct LoaderSpec {
+    /// Dataset directory written by `pipeline run` (relative paths: from the working directory).
+    #[garde(skip)]
+    pub dataset: PathBuf,
+    /// Resolution to load (one of the dataset's `resolutions`); jets are padded to it.
+    #[garde(range(min = 1, max = 65535))]
+    pub resolution: u32,
+    /// Per-point features in order: a column name, or `{column: NAME, transforms: [...]}`.
+    #[serde(default = "default_features")]
+    #[garde(length(min = 1, max = 64), dive)]
+    pub features: Vec<FeatureSpec>,
+    /// Jets per batch.
+    #[serde(default = "default_batch_size")]
+    #[garde(range(min = 1, max = 1_000_000))]
+    pub batch_size: usize,
+    /// Seed of the shuffle (the split has its own).
+    #[serde(default)]
+    #[garde(skip)]
+    pub seed: u64,
+    /// Shuffle shards, row groups and jets each epoch.
+    #[serde(default = "yes")]
+    #[garde(skip)]
+    pub shuffle: bool,
+    /// Shards whose row groups are interleaved.
+    #[serde(default = "default_open_shards")]
+    #[garde(range(min = 1, max = 1024))]
+    pub open_shards: usize,
+    /// Jets per shuffle window (memory: about this many decoded jets, plus two row groups).
+    #[serde(default = "default_shuffle_buffer")]
+    #[garde(range(min = 1))]
+    pub shuffle_buffer: usize,
+    /// This process's rank.
+    #[serde(default)]
+    #[garde(custom(|r: &usize, _: &()| rank_below(*r, self.world_size)))]
+    pub rank: usize,
+    /// Number of ranks.
+    #[serde(default = "one")]
+    #[garde(range(min = 1, max = 65536))]
+    pub world_size: usize,
+    /// Serve only full batches (see the plan module for the exact rule).
+    #[serde(default)]
+    #[garde(skip)]
+    pub drop_last: bool,
+    /// Threads that decode and assemble batches ahead of the consumer.
+    #[serde(default = "default_prefetch")]
+    #[garde(range(min = 1, max = 64))]
+    pub prefetch: usize,
+    /// Load the kNN neighbour lists (when the dataset has them).
+    #[serde(default = "yes")]
+    #[garde(skip)]
+    pub neighbours: bool,
+    /// Train/validation/test split by jet-id hash; absent: every jet.
+    #[serde(default)]
+    #[garde(dive)]
+    pub split: Option<SplitSpec>,
+    /// Fraction of the selected jets that `standardise` statistics are computed over.
+    #[serde(default = "default_stats_fraction")]
+    #[garde(range(min = 0.000001, max = 1.0))]
+    pub stats_fraction: f64,
+}
+
+/// A feature and its transforms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
+#[serde(untagged)]
+pub enum FeatureSpec {
+    /// A per-point column, as stored.
+    Column(#[garde(length(min = 1))] String),
+    /// A column with transforms.
+    Transformed {
+        /// Per-point column of the points table.
+        #[garde(length(min = 1))]
+        column: String,
+        /// Applied in order.
+        #[serde(default)]
+        #[garde(skip)]
+        transforms: Vec<Transform>,
+    },
+}
+
+impl FeatureSpec {
+    /// The column.
+    pub fn column(&self) -> &str {
+        match self {
+            FeatureSpec::Column(c) | FeatureSpec::Transformed { column: c, .. } => c,
+        }
+    }
+
+    /// The transforms.
+    pub fn transforms(&self) -> &[Transform] {
+        match self {
+            FeatureSpec::Column(_) => &[],
+            FeatureSpec::Transformed { transforms, .. } => transforms,
+        }
+    }
+}
+
+/// Which part of a train/validation/test split to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Subset {
+    /// The training jets.
+    Train,
+    /// The validation jets.
+    Val,
+    /// The test jets.
+    Test,
+}
+
+/// A deterministic split by jet-id hash (identical in the Python reader).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[garde(allow_unvalidated)]
+pub struct SplitSpec {
+    /// Fraction of jets for training.
+    #[serde(default = "default_train")]
+    #[garde(range(min = 0.0, max = 1.0))]
+    pub train: f64,
+    /// Fraction for validation (the rest is test).
+    #[serde(default = "default_val")]
+    #[garde(range(min = 0.0, max = 1.0), custom(|v: &f64, _: &()| fractions(self.train, *v)))]
+    pub val: f64,
+    /// Seed of the hash.
+    #[serde(default)]
+    pub seed: u64,
+    /// The part to load.
+    pub subset: Subset,
+}
+
+impl SplitSpec {
+    /// Whether `jet_id` belongs to the chosen subset.
+    pub fn keeps(&self, jet_id: u64) -> bool {
+        let u = crate::loader::plan::split_unit(jet_id, self.seed);
+        match self.subset {
+            Subset::Train => u < self.train,
+            Subset::Val => u >= self.train && u < self.train + self.val,
+            Subset::Test => u >= self.train + self.val,
+        }
+    }
+}
+
+fn rank_below(rank: usize, world: usize) -> garde::Result {
+    if rank < world {
+        Ok(())
+    } else {
+        Err(garde::Error::new(format!(
+            "rank {rank} is not below world_size {world}"
+        )))
+    }
+}
+
+fn fractions(train: f64, val: f64) -> garde::Result {
+    if train + val <= 1.0 + 1e-12 {
+        Ok(())
+    } else {
+        Err(garde::Error::new(format!(
+            "train + val = {} exceeds 1",
+            train + val
+        )))
+    }
+}
+
+fn default_features() -> Vec<FeatureSpec> {
+    ["tracks", "ecal", "hcal", "eta", "phi"]
+        .map(|c| FeatureSpec::Column(c.into()))
+        .to_vec()
+}
+fn default_batch_size() -> usize {
+    256
+}
+fn default_open_shards() -> usize {
+    4
+}
+fn default_shuffle_buffer() -> usize {
+    4096
+}
+fn default_prefetch() -> usize {
+    2
+}
+fn default_stats_fraction() -> f64 {
+    0.25
+}
+fn default_train() -> f64 {
+    0.8
+}
+fn default_val() -> f64 {
+    0.1
+}
+fn yes() -> bool {
+    true
+}
+fn one() -> usize {
+    1
+}
+
+/// A loader YAML file: `loader:` at the top.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct LoaderFile {
+    /// The loader settings.
+    #[garde(dive)]
+    pub loader: LoaderSpec,
+}
+
+/// Parses loader YAML text; errors name `origin`, line and column.
+pub fn parse_loader(text: &str, origin: &str) -> Result<LoaderSpec> {
+    serde_saphyr::from_str_valid::<LoaderFile>(text)
+        .map(|f| f.loader)
+        .map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| format!("{origin}:{}:{}", l.line(), l.column()))
+                .unwrap_or_else(|| origin.to_string());
+            Error::Config(format!("{at}: invalid loader config\n{e}"))
+        })
+}
+
+/// Reads a loader YAML file.
+pub fn load_loader(path: &std::path::Path) -> Result<LoaderSpec> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Config(format!(
+            "{}: cannot read loader config: {e}",
+            path.display()
+        ))
+    })?;
+    parse_loader(&text, &path.display().to_string())
+}
+
+impl LoaderSpec {
+    /// Default settings for `dataset` at `resolution`.
+    pub fn new(dataset: impl Into<PathBuf>, resolution: u32) -> Self {
+        parse_loader(
+            &format!(
+                "loader:\n  dataset: {:?}\n  resolution: {resolution}\n",
+                dataset.into().display().to_string()
+            ),
+            "defaults",
+        )
+        .expect("defaults are valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_with_transforms_and_split_parses() {
+        let s = parse_loader(
+            "loader:\n  dataset: out/x\n  resolution: 256\n  features:\n    - eta\n    - column: tracks\n      transforms: [log1p, standardise, {clip: [-5, 5]}, {scale: 2}]\n  split: {train: 0.7, val: 0.2, subset: val}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(s.features[0], FeatureSpec::Column("eta".into()));
+        assert_eq!(
+            s.features[1].transforms(),
+            [
+                Transform::Log1p,
+                Transform::Standardise,
+                Transform::Clip([-5.0, 5.0]),
+                Transform::Scale(2.0)
+            ]
+        );
+        let sp = s.split.unwrap();
+        assert_eq!((sp.train, sp.val, sp.subset), (0.7, 0.2, Subset::Val));
+        assert_eq!((s.batch_size, s.world_size, s.shuffle), (256, 1, true));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_line() {
+        let e = parse_loader(
+            "loader:\n  dataset: out/x\n  resolution: 256\n  batchsize: 3\n",
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("t.yaml:4") && e.contains("batchsize"), "{e}");
+        let e = parse_loader(
+            "loader:\n  dataset: out/x\n  resolution: 256\n  world_size: 2\n  rank: 2\n",
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("t.yaml:5") && e.contains("not below world_size"),
+            "{e}"
+        );
+        let e = parse_loader(
+            "loader:\n  dataset: out/x\n  resolution: 256\n  split: {train: 0.9, val: 0.2, subset: train}\n",
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("t.yaml:4") && e.contains("exceeds 1"), "{e}");
+    }
+}
