@@ -127,3 +127,83 @@ fn data_sample_generator_checks_pass() {
         tests.to_str().unwrap(),
     ]);
 }
+
+fn dump<T: Copy>(path: &Path, v: &[T]) {
+    // Plain little-endian arrays for numpy.fromfile.
+    let bytes =
+        unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) };
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn python_reader_gives_the_rust_loaders_batches_on_tiny_sample() {
+    use jetpipe::loader::{Loader, LoaderSpec, SplitSpec, Subset};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut cfg = load_config(&root().join("pipelines/qg_tiny.yaml"))
+        .unwrap()
+        .config;
+    cfg.source.files = vec![root().join("data-samples/qg_tiny.h5").display().to_string()];
+    cfg.sink.path = out.clone();
+    cfg.sink.shard_size = 20; // batches of 16 cross shard and row-group boundaries
+    cfg.sink.row_group_size = 8;
+    run(&cfg, &quiet()).unwrap();
+    let d = dir.path().join("dump");
+    std::fs::create_dir_all(&d).unwrap();
+    let mut spec = LoaderSpec::new(&out, 1024);
+    spec.batch_size = 16;
+    spec.shuffle = false;
+    let all: Vec<_> = Loader::open(&spec)
+        .unwrap()
+        .epoch(0)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let cat = |f: &dyn Fn(&jetpipe::loader::Batch) -> Vec<u8>| -> Vec<u8> {
+        all.iter().flat_map(f).collect()
+    };
+    let sizes: Vec<u64> = all.iter().map(|b| b.size as u64).collect();
+    dump(&d.join("sizes.u64"), &sizes);
+    let points: Vec<f32> = all.iter().flat_map(|b| b.points.clone()).collect();
+    dump(&d.join("points.f32"), &points);
+    dump(&d.join("mask.u8"), &cat(&|b| b.mask.clone()));
+    let labels: Vec<i8> = all.iter().flat_map(|b| b.labels.clone()).collect();
+    dump(&d.join("labels.i8"), &labels);
+    let ids: Vec<u64> = all.iter().flat_map(|b| b.jet_ids.clone()).collect();
+    dump(&d.join("jet_ids.u64"), &ids);
+    let n: Vec<u16> = all.iter().flat_map(|b| b.n_points.clone()).collect();
+    dump(&d.join("n_points.u16"), &n);
+    let nb: Vec<u16> = all.iter().flat_map(|b| b.neighbours.clone()).collect();
+    dump(&d.join("neighbours.u16"), &nb);
+    let kk: Vec<u16> = all.iter().flat_map(|b| b.knn_k.clone()).collect();
+    dump(&d.join("knn_k.u16"), &kk);
+    let ids_of = |s: &LoaderSpec| -> Vec<u64> {
+        Loader::open(s)
+            .unwrap()
+            .epoch(0)
+            .unwrap()
+            .flat_map(|b| b.unwrap().jet_ids)
+            .collect()
+    };
+    for rank in 0..2 {
+        let mut s = spec.clone();
+        s.world_size = 2;
+        s.rank = rank;
+        s.neighbours = false;
+        dump(&d.join(format!("ranks2_{rank}.u64")), &ids_of(&s));
+    }
+    let mut s = spec.clone();
+    s.split = Some(SplitSpec {
+        train: 0.7,
+        val: 0.2,
+        seed: 4,
+        subset: Subset::Train,
+    });
+    dump(&d.join("train.u64"), &ids_of(&s));
+    let script = root().join("tests/python/loader_check.py");
+    python(&[
+        script.to_str().unwrap(),
+        out.to_str().unwrap(),
+        d.to_str().unwrap(),
+    ]);
+}
