@@ -2,6 +2,7 @@
 
 mod explain;
 mod inspect;
+mod load;
 mod preview;
 mod run;
 mod schema;
@@ -50,6 +51,8 @@ pub enum Command {
     },
     /// Query datasets with SQL (DataFusion): tables `jets` and `points` (partition column `res`).
     Sql(sql::SqlArgs),
+    /// Run the loader (a loader YAML) over whole epochs and report throughput and batches.
+    Load(load::LoadArgs),
     /// Draw the first jets of a dataset (channels and kept points, side by side) into a PNG.
     Preview(preview::PreviewArgs),
     /// Print the JSON Schema of the pipeline YAML and the table contracts, or write them.
@@ -73,6 +76,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Inspect(args) => inspect::inspect(args),
         Command::Verify { dir } => verify::verify(&dir),
         Command::Sql(args) => sql::sql(args),
+        Command::Load(args) => load::load(args),
         Command::Preview(args) => preview::preview(args).map(|_| ()),
         Command::Schema { write } => schema::schema(write.as_deref()),
     }

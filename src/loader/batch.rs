@@ -2,10 +2,8 @@
 //! labels, jet ids, neighbours `[B, R, k]`), and their assembly from decoded row groups.
 
 use crate::error::{Error, Result};
+use crate::loader::decode::Decoded;
 use crate::loader::preprocess::Op;
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::buffer::{OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{DataType, Float32Type, Int8Type, UInt16Type, UInt64Type};
 
 /// One batch. Row-major buffers; `b` indexes jets, `p` points, `f` features, `j` neighbours.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -65,99 +63,6 @@ impl Batch {
     }
 }
 
-/// A per-point list column, as decoded.
-enum Values {
-    F32(ScalarBuffer<f32>),
-    U16(ScalarBuffer<u16>),
-}
-
-/// A decoded row group with typed views of the columns the loader uses.
-pub struct Decoded {
-    jet_ids: ScalarBuffer<u64>,
-    labels: arrow::array::PrimitiveArray<Int8Type>,
-    n_points: ScalarBuffer<u16>,
-    features: Vec<(OffsetBuffer<i32>, Values)>,
-    knn: Option<(OffsetBuffer<i32>, ScalarBuffer<u16>, ScalarBuffer<u16>)>,
-}
-
-/// Which columns to read and in which order they come back (see [`Decoded::new`]).
-pub struct Columns {
-    /// Schema positions to read, ascending (the projection).
-    pub read: Vec<usize>,
-    /// Position in the projected batch of jet_id, label, n_points.
-    pub meta: [usize; 3],
-    /// Position in the projected batch of each feature, in feature order.
-    pub features: Vec<usize>,
-    /// Position in the projected batch of knn and knn_k, when neighbours are loaded.
-    pub knn: Option<[usize; 2]>,
-}
-
-impl Columns {
-    /// Projection of schema positions `meta` (jet_id, label, n_points), `features` and `knn`.
-    pub fn new(meta: [usize; 3], features: &[usize], knn: Option<[usize; 2]>) -> Self {
-        let mut read: Vec<usize> = meta.iter().chain(features).copied().collect();
-        read.extend(knn.iter().flatten());
-        read.sort_unstable();
-        read.dedup();
-        let at = |c: usize| read.binary_search(&c).expect("projected");
-        Self {
-            meta: meta.map(at),
-            features: features.iter().map(|&c| at(c)).collect(),
-            knn: knn.map(|k| k.map(at)),
-            read,
-        }
-    }
-}
-
-fn list(b: &RecordBatch, i: usize, what: &str) -> Result<(OffsetBuffer<i32>, Values)> {
-    let bad = || Error::Output {
-        path: Default::default(),
-        msg: format!("column `{what}` is not a list of float32 or uint16"),
-    };
-    let l = b.column(i).as_list_opt::<i32>().ok_or_else(bad)?;
-    let v = l.values();
-    let values = match v.data_type() {
-        DataType::Float32 => Values::F32(v.as_primitive::<Float32Type>().values().clone()),
-        DataType::UInt16 => Values::U16(v.as_primitive::<UInt16Type>().values().clone()),
-        _ => return Err(bad()),
-    };
-    // Offsets relative to the sliced values: a list array may start at a nonzero offset.
-    Ok((l.offsets().clone(), values))
-}
-
-impl Decoded {
-    /// Typed views of a projected row group.
-    pub fn new(b: &RecordBatch, c: &Columns, names: &[String]) -> Result<Self> {
-        let [id, label, n] = c.meta;
-        let knn = match c.knn {
-            Some([list_at, k_at]) => {
-                let (off, v) = list(b, list_at, "knn")?;
-                let Values::U16(v) = v else {
-                    return Err(Error::Output {
-                        path: Default::default(),
-                        msg: "column `knn` is not a list of uint16".into(),
-                    });
-                };
-                let k = b.column(k_at).as_primitive::<UInt16Type>().values().clone();
-                Some((off, v, k))
-            }
-            None => None,
-        };
-        Ok(Self {
-            jet_ids: b.column(id).as_primitive::<UInt64Type>().values().clone(),
-            labels: b.column(label).as_primitive::<Int8Type>().clone(),
-            n_points: b.column(n).as_primitive::<UInt16Type>().values().clone(),
-            features: c
-                .features
-                .iter()
-                .zip(names)
-                .map(|(&i, name)| list(b, i, name))
-                .collect::<Result<_>>()?,
-            knn,
-        })
-    }
-}
-
 /// Fills batches from decoded row groups, applying each feature's transforms.
 pub struct Assembler {
     /// Padded points per jet.
@@ -179,44 +84,25 @@ impl Assembler {
         let (r, nf) = (self.res, self.ops.len());
         let n = d.n_points[row] as usize;
         if n > r {
-            return Err(Error::Output {
-                path: Default::default(),
-                msg: format!(
-                    "jet {} has {n} points, more than the resolution {r}",
-                    d.jet_ids[row]
-                ),
-            });
+            return Err(Error::Loader(format!(
+                "jet {} has {n} points, more than the resolution {r}",
+                d.jet_ids[row]
+            )));
         }
         out.jet_ids.push(d.jet_ids[row]);
-        out.labels.push(if d.labels.is_null(row) {
-            -1
-        } else {
-            d.labels.value(row)
-        });
+        out.labels.push(d.labels[row]);
         out.n_points.push(n as u16);
         let pts = &mut out.points[b * r * nf..(b + 1) * r * nf];
-        for (f, ((off, values), ops)) in d.features.iter().zip(&self.ops).enumerate() {
-            let range = off[row] as usize..off[row + 1] as usize;
-            if range.len() != n {
-                return Err(Error::Output {
-                    path: Default::default(),
-                    msg: format!(
-                        "jet {}: feature {f} has {} values for {n} points",
-                        d.jet_ids[row],
-                        range.len()
-                    ),
-                });
-            }
-            match values {
-                Values::F32(v) => {
-                    for (p, &x) in v[range].iter().enumerate() {
-                        pts[p * nf + f] = apply(ops, x);
-                    }
+        let first = d.starts[row];
+        for (f, (values, ops)) in d.features.iter().zip(&self.ops).enumerate() {
+            let src = &values[first..first + n];
+            if ops.is_empty() {
+                for (p, &x) in src.iter().enumerate() {
+                    pts[p * nf + f] = x;
                 }
-                Values::U16(v) => {
-                    for (p, &x) in v[range].iter().enumerate() {
-                        pts[p * nf + f] = apply(ops, f32::from(x));
-                    }
+            } else {
+                for (p, &x) in src.iter().enumerate() {
+                    pts[p * nf + f] = apply(ops, x);
                 }
             }
         }
@@ -224,21 +110,10 @@ impl Assembler {
         let mask = &mut out.mask[b * r..(b + 1) * r];
         mask[..n].fill(1);
         mask[n..].fill(0);
-        if let Some((off, v, kk)) = &d.knn {
+        if let Some((list, kk)) = &d.knn {
             let k = self.k;
-            let src = &v[off[row] as usize..off[row + 1] as usize];
-            if src.len() != n * k {
-                return Err(Error::Output {
-                    path: Default::default(),
-                    msg: format!(
-                        "jet {}: {} kNN entries for {n} points × k={k}",
-                        d.jet_ids[row],
-                        src.len()
-                    ),
-                });
-            }
             let dst = &mut out.neighbours[b * r * k..(b + 1) * r * k];
-            dst[..n * k].copy_from_slice(src);
+            dst[..n * k].copy_from_slice(&list[first * k..(first + n) * k]);
             for p in n..r {
                 dst[p * k..(p + 1) * k].fill(p as u16);
             }

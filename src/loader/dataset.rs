@@ -3,6 +3,7 @@
 //! projection.
 
 use crate::error::{Error, Result};
+use crate::loader::decode::{Decoded, Wanted, decode};
 use crate::loader::plan::RowGroup;
 use crate::store::manifest::{Manifest, Status};
 use arrow::array::{Array, RecordBatch, UInt64Array};
@@ -194,6 +195,12 @@ impl PointsDataset {
             )));
         }
         Ok(batch)
+    }
+
+    /// Decodes the loader's columns of one row group (see [`crate::loader::decode`]).
+    pub fn decode(&self, rg: RowGroup, want: &Wanted) -> Result<Decoded> {
+        let shard = &self.shards[rg.shard as usize];
+        decode(&shard.path, shard.meta.metadata(), rg, want)
     }
 
     /// The jet ids of every row group (for the train/validation/test split).

@@ -20,6 +20,7 @@
 
 pub mod batch;
 pub mod dataset;
+pub mod decode;
 pub mod plan;
 pub mod prefetch;
 pub mod preprocess;
@@ -29,9 +30,10 @@ pub use batch::Batch;
 pub use spec::{FeatureSpec, LoaderSpec, SplitSpec, Subset};
 
 use crate::error::{Error, Result};
-use batch::{Assembler, Columns};
+use batch::Assembler;
 use crossbeam::channel::{Receiver, Sender, bounded};
 use dataset::PointsDataset;
+use decode::Wanted;
 use plan::{Layout, Shuffle};
 use prefetch::{Job, Prefetch};
 use preprocess::{Op, StatsScope};
@@ -57,8 +59,7 @@ pub struct Loader {
     spec: LoaderSpec,
     ds: Arc<PointsDataset>,
     layout: Layout,
-    columns: Arc<Columns>,
-    names: Arc<Vec<String>>,
+    want: Arc<Wanted>,
     asm: Arc<Assembler>,
     identity: String,
     pool: (Sender<Batch>, Receiver<Batch>),
@@ -94,17 +95,14 @@ impl Loader {
             .iter()
             .map(|f| f.column().to_string())
             .collect();
-        let features: Vec<usize> = names.iter().map(|n| ds.column(n)).collect::<Result<_>>()?;
-        let meta = [
-            ds.column("jet_id")?,
-            ds.column("label")?,
-            ds.column("n_points")?,
-        ];
+        for n in names
+            .iter()
+            .map(String::as_str)
+            .chain(["jet_id", "label", "n_points"])
+        {
+            ds.column(n)?;
+        }
         let k = ds.knn_k().filter(|_| spec.neighbours);
-        let knn = match k {
-            Some(_) => Some([ds.column("knn")?, ds.column("knn_k")?]),
-            None => None,
-        };
         let ops = resolve_ops(&ds, spec)?;
         let ds = Arc::new(ds);
         let n = layout.len();
@@ -121,8 +119,7 @@ impl Loader {
         let prefetch = spec.prefetch;
         Ok(Self {
             spec: spec.clone(),
-            columns: Arc::new(Columns::new(meta, &features, knn)),
-            names: Arc::new(names),
+            want: Arc::new(Wanted { features: names, k }),
             asm: Arc::new(Assembler {
                 res: spec.resolution as usize,
                 k: k.unwrap_or(0),
@@ -206,8 +203,7 @@ impl Loader {
             .collect();
         let job = Job {
             ds: self.ds.clone(),
-            columns: self.columns.clone(),
-            names: self.names.clone(),
+            want: self.want.clone(),
             asm: self.asm.clone(),
             row_groups: self.layout.row_groups.clone(),
             samples,

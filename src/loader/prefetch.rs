@@ -3,14 +3,17 @@
 //! Worker w builds batches w, w + P, w + 2P, … and hands them over on its own bounded channel,
 //! so the consumer takes them in order with no reordering and each worker runs at most two
 //! batches ahead. Decoded row groups live in a shared slot table: the first worker that needs
-//! one decodes it (workers first claim every free row group of their batch, then wait for the
-//! ones others are decoding, so a window's row groups decode in parallel), and a row group is
-//! dropped as soon as the last batch that uses it is assembled. Memory is therefore about one
-//! shuffle window of decoded jets plus the batches in flight.
+//! one decodes it. Workers first claim every free row group of their batch; while a row group
+//! they need is being decoded by another worker, they decode the next row groups in order of
+//! first use (up to a few batches ahead) instead of waiting, so decoding stays parallel even
+//! when consecutive batches share row groups (sequential reads). A row group is dropped as
+//! soon as the last batch that uses it is assembled: memory is about one shuffle window of
+//! decoded jets plus the batches in flight.
 
 use crate::error::{Error, Result};
-use crate::loader::batch::{Assembler, Batch, Columns, Decoded};
+use crate::loader::batch::{Assembler, Batch};
 use crate::loader::dataset::PointsDataset;
+use crate::loader::decode::{Decoded, Wanted};
 use crate::loader::plan::{RowGroup, Sample};
 use crossbeam::channel::{Receiver, Sender, bounded};
 use std::ops::Range;
@@ -22,10 +25,8 @@ use std::thread::JoinHandle;
 pub struct Job {
     /// The dataset.
     pub ds: Arc<PointsDataset>,
-    /// Projection and column positions.
-    pub columns: Arc<Columns>,
-    /// Feature column names (error messages).
-    pub names: Arc<Vec<String>>,
+    /// The columns to decode.
+    pub want: Arc<Wanted>,
     /// Batch assembly.
     pub asm: Arc<Assembler>,
     /// The layout's row groups.
@@ -51,47 +52,81 @@ struct Shared {
     slots: Mutex<Vec<Slot>>,
     changed: Condvar,
     uses: Vec<AtomicUsize>,
+    /// Row groups in order of first use, the next one to decode ahead, and each one's first
+    /// batch.
+    need: Vec<u32>,
+    cursor: AtomicUsize,
+    first_use: Vec<usize>,
+    ahead: usize,
     stop: AtomicBool,
 }
 
 impl Shared {
-    fn decode(&self, rg: u32) -> Result<Decoded> {
+    /// Decodes row group `rg` here if no worker has claimed it yet.
+    fn claim_and_decode(&self, rg: u32) -> bool {
+        {
+            let mut s = self.slots.lock().expect("slots");
+            if !matches!(s[rg as usize], Slot::Empty) {
+                return false;
+            }
+            s[rg as usize] = Slot::Loading;
+        }
         let j = &self.job;
-        let b = j.ds.read(j.row_groups[rg as usize], &j.columns.read)?;
-        Decoded::new(&b, &j.columns, &j.names)
+        let state = match j.ds.decode(j.row_groups[rg as usize], &j.want) {
+            Ok(d) => Slot::Ready(Arc::new(d)),
+            Err(e) => Slot::Failed(e.to_string()),
+        };
+        self.slots.lock().expect("slots")[rg as usize] = state;
+        self.changed.notify_all();
+        true
     }
 
-    /// The decoded row groups `rgs` (decoding the free ones here).
-    fn get(&self, rgs: &[u32]) -> Result<Vec<Arc<Decoded>>> {
-        for &rg in rgs {
-            let claimed = {
-                let mut s = self.slots.lock().expect("slots");
-                let free = matches!(s[rg as usize], Slot::Empty);
-                if free {
-                    s[rg as usize] = Slot::Loading;
-                }
-                free
+    /// Decodes the next unclaimed row group first used by batch `i + ahead` at the latest;
+    /// false when there is none.
+    fn decode_ahead(&self, i: usize) -> bool {
+        loop {
+            let c = self.cursor.load(Ordering::Acquire);
+            let Some(&rg) = self.need.get(c) else {
+                return false;
             };
-            if claimed {
-                let state = match self.decode(rg) {
-                    Ok(d) => Slot::Ready(Arc::new(d)),
-                    Err(e) => Slot::Failed(e.to_string()),
-                };
-                self.slots.lock().expect("slots")[rg as usize] = state;
-                self.changed.notify_all();
+            if self.first_use[rg as usize] > i + self.ahead {
+                return false;
+            }
+            if self
+                .cursor
+                .compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+                && self.claim_and_decode(rg)
+            {
+                return true;
             }
         }
-        let mut s = self.slots.lock().expect("slots");
+    }
+
+    /// The decoded row groups `rgs` of batch `i` (decoding the free ones here).
+    fn get(&self, rgs: &[u32], i: usize) -> Result<Vec<Arc<Decoded>>> {
+        for &rg in rgs {
+            self.claim_and_decode(rg);
+        }
         let mut out = Vec::with_capacity(rgs.len());
         for &rg in rgs {
             loop {
+                let mut s = self.slots.lock().expect("slots");
                 match &s[rg as usize] {
                     Slot::Ready(d) => {
                         out.push(d.clone());
                         break;
                     }
                     Slot::Failed(msg) => return Err(Error::Loader(msg.clone())),
-                    Slot::Loading => s = self.changed.wait(s).expect("slots"),
+                    Slot::Loading => {
+                        drop(s);
+                        if !self.decode_ahead(i) {
+                            s = self.slots.lock().expect("slots");
+                            if matches!(s[rg as usize], Slot::Loading) {
+                                drop(self.changed.wait(s).expect("slots"));
+                            }
+                        }
+                    }
                     Slot::Empty | Slot::Done => unreachable!("row group used after release"),
                 }
             }
@@ -116,7 +151,7 @@ impl Shared {
         // Start on a different row group than the other workers do.
         let mut order = rgs.clone();
         order.rotate_left(worker * rgs.len() / workers);
-        let got = self.get(&order)?;
+        let got = self.get(&order, i)?;
         let mut decoded: Vec<(u32, Arc<Decoded>)> = order.iter().copied().zip(got).collect();
         decoded.sort_unstable_by_key(|(rg, _)| *rg);
         let mut batch = j.pool.try_recv().unwrap_or_default();
@@ -158,10 +193,24 @@ impl Prefetch {
             }
         }
         let total = job.batches.len();
+        let mut first_use = vec![usize::MAX; job.row_groups.len()];
+        let mut need = Vec::new();
+        for (i, r) in job.batches.iter().enumerate() {
+            for s in &job.samples[r.clone()] {
+                if first_use[s.rg as usize] == usize::MAX {
+                    first_use[s.rg as usize] = i;
+                    need.push(s.rg);
+                }
+            }
+        }
         let shared = Arc::new(Shared {
             slots: Mutex::new((0..job.row_groups.len()).map(|_| Slot::Empty).collect()),
             changed: Condvar::new(),
             uses,
+            need,
+            cursor: AtomicUsize::new(0),
+            first_use,
+            ahead: 2 * workers + 2,
             stop: AtomicBool::new(false),
             job,
         });
