@@ -20,34 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+mod common;
 
-fn work_dir() -> PathBuf {
-    let d = std::env::temp_dir().join("jetpipe-bench");
-    std::fs::create_dir_all(&d).expect("bench dir");
-    d
-}
-
-/// A bench-mode file of `n` jets, generated once.
-fn bench_file(n: u64) -> PathBuf {
-    let path = work_dir().join(format!("qg_bench_{n}.h5"));
-    if !path.exists() {
-        eprintln!("generating {} ({n} jets)…", path.display());
-        let ok = Command::new("python3")
-            .arg(format!("{ROOT}/data-samples/generator/generate.py"))
-            .args(["bench", "--input"])
-            .arg(format!("{ROOT}/data-samples/qg_sample.h5"))
-            .args(["--n", &n.to_string(), "--out"])
-            .arg(&path)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "bench file generation failed (run under .ci/with-tools)"
-        );
-    }
-    path
-}
+use common::{ROOT, bench_file, work_dir};
 
 /// Jets/s reading every image through the HDF5 library on one thread.
 fn bare_read(path: &Path) -> (u64, f64) {

@@ -16,37 +16,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+mod common;
+
+use common::{ROOT, bench_file, work_dir};
+
 const R: u32 = 1024;
 const B: usize = 256;
-
-fn work_dir() -> PathBuf {
-    let d = std::env::temp_dir().join("jetpipe-bench");
-    std::fs::create_dir_all(&d).expect("bench dir");
-    d
-}
 
 /// The main job converted from the 20k-jet bench file (both made once).
 fn dataset() -> PathBuf {
     if let Ok(d) = std::env::var("JETPIPE_BENCH_LOADER_DATASET") {
         return d.into();
     }
-    let h5 = work_dir().join("qg_bench_20000.h5");
-    if !h5.exists() {
-        eprintln!("generating {} …", h5.display());
-        let ok = Command::new("python3")
-            .arg(format!("{ROOT}/data-samples/generator/generate.py"))
-            .args(["bench", "--input"])
-            .arg(format!("{ROOT}/data-samples/qg_sample.h5"))
-            .args(["--n", "20000", "--out"])
-            .arg(&h5)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "bench file generation failed (run under .ci/with-tools)"
-        );
-    }
+    let h5 = bench_file(20_000);
     let out = work_dir().join("loader_20000");
     let complete = std::fs::read_to_string(out.join("manifest.json"))
         .is_ok_and(|m| m.contains("\"status\": \"complete\""));

@@ -14,5 +14,7 @@ pub mod source;
 pub mod sql;
 pub mod stages;
 pub mod store;
+#[cfg(feature = "train")]
+pub mod train;
 
 pub use error::{Error, Result};

@@ -194,8 +194,7 @@ fn sequential_read_gives_every_stored_jet_padded_and_masked() {
 fn shuffled_batches_are_correct_and_recycled_buffers_are_cleared() {
     let loader = Loader::open(&spec("  prefetch: 3\n")).unwrap();
     for e in 0..2 {
-        let mut it = loader.epoch(e).unwrap();
-        while let Some(b) = it.next() {
+        for b in loader.epoch(e).unwrap() {
             let b = b.unwrap();
             check_batch(&b);
             loader.recycle(b);

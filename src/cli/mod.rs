@@ -7,6 +7,8 @@ mod preview;
 mod run;
 mod schema;
 mod sql;
+#[cfg(feature = "train")]
+mod train;
 mod validate;
 mod verify;
 
@@ -53,6 +55,12 @@ pub enum Command {
     Sql(sql::SqlArgs),
     /// Run the loader (a loader YAML) over whole epochs and report throughput and batches.
     Load(load::LoadArgs),
+    /// Train a model from a training YAML (ResNet-PC or the features baseline).
+    #[cfg(feature = "train")]
+    Train(train::TrainArgs),
+    /// Score a dataset with a training run's best model into RUN/predictions.parquet.
+    #[cfg(feature = "train")]
+    Eval(train::EvalArgs),
     /// Draw the first jets of a dataset (channels and kept points, side by side) into a PNG.
     Preview(preview::PreviewArgs),
     /// Print the JSON Schema of the pipeline YAML and the table contracts, or write them.
@@ -77,6 +85,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Verify { dir } => verify::verify(&dir),
         Command::Sql(args) => sql::sql(args),
         Command::Load(args) => load::load(args),
+        #[cfg(feature = "train")]
+        Command::Train(args) => train::train(args),
+        #[cfg(feature = "train")]
+        Command::Eval(args) => train::eval(args),
         Command::Preview(args) => preview::preview(args).map(|_| ()),
         Command::Schema { write } => schema::schema(write.as_deref()),
     }

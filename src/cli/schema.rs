@@ -1,5 +1,5 @@
-//! `pipeline schema`: the JSON Schema of the pipeline YAML and the table contracts for the
-//! default configuration — the files committed under `schemas/`.
+//! `pipeline schema`: the JSON Schemas of the pipeline and loader YAMLs and the table contracts
+//! for the default configuration — the files committed under `schemas/`.
 
 use crate::config::{PipelineConfig, parse_config};
 use crate::error::{Error, Result};
@@ -16,11 +16,28 @@ pub fn default_config() -> PipelineConfig {
 
 /// `(file name, pretty JSON)` of every committed schema file.
 pub fn schema_files() -> Vec<(String, String)> {
-    let mut files = vec![(
-        "pipeline.schema.json".to_string(),
-        serde_json::to_string_pretty(&PipelineConfig::json_schema()).expect("json"),
-    )];
-    for doc in table_docs(&default_config()) {
+    let mut files = vec![
+        (
+            "pipeline.schema.json".to_string(),
+            serde_json::to_string_pretty(&PipelineConfig::json_schema()).expect("json"),
+        ),
+        (
+            "loader.schema.json".to_string(),
+            serde_json::to_string_pretty(&schemars::schema_for!(crate::loader::spec::LoaderFile))
+                .expect("json"),
+        ),
+    ];
+    #[cfg(feature = "train")]
+    files.push((
+        "train.schema.json".to_string(),
+        serde_json::to_string_pretty(&schemars::schema_for!(crate::train::spec::TrainFile))
+            .expect("json"),
+    ));
+    let docs = table_docs(&default_config());
+    for doc in docs
+        .into_iter()
+        .chain([crate::store::tables::predictions_doc()])
+    {
         files.push((
             format!("{}.schema.json", doc.table),
             serde_json::to_string_pretty(&doc).expect("json"),

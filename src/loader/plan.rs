@@ -332,7 +332,7 @@ mod tests {
                     .collect();
                 if plans.iter().any(Result::is_err) {
                     assert!(
-                        n < world * batch || (batch == 1 && !drop_last && n % world != 0),
+                        n < world * batch || (batch == 1 && !drop_last && !n.is_multiple_of(world)),
                         "n={n} world={world} batch={batch} drop_last={drop_last}"
                     );
                     continue;

@@ -77,9 +77,26 @@ impl Sql {
     }
 
     fn register(&mut self, d: &DatasetRef) -> Result<()> {
+        let prefix = d.name.as_ref().map_or(String::new(), |n| format!("{n}_"));
+        let predictions = d.dir.join("predictions.parquet");
+        if Manifest::read(&d.dir)?.is_none() && predictions.exists() {
+            // A training run directory: its `pipeline eval` output.
+            let name = format!("{prefix}predictions");
+            let path = predictions.display().to_string();
+            self.rt
+                .block_on(self.ctx.register_parquet(
+                    name.as_str(),
+                    &path,
+                    ParquetReadOptions::default(),
+                ))
+                .map_err(df_err(&format!("registering {path}")))?;
+            self.tables
+                .push((name, crate::store::tables::predictions_doc()));
+            return Ok(());
+        }
         let m = Manifest::read(&d.dir)?.ok_or_else(|| Error::Output {
             path: d.dir.clone(),
-            msg: "no manifest.json: not a jetpipe dataset (pass --dataset DIR)".into(),
+            msg: "no manifest.json: not a jetpipe dataset or training run with predictions (pass --dataset DIR)".into(),
         })?;
         if m.status != Status::Complete {
             self.warnings.push(format!(
@@ -88,7 +105,6 @@ impl Sql {
                 m.status
             ));
         }
-        let prefix = d.name.as_ref().map_or(String::new(), |n| format!("{n}_"));
         for (table, entry) in &m.tables {
             let path = format!("{}/{table}/", d.dir.display());
             let mut opts = ParquetReadOptions::default();

@@ -329,6 +329,30 @@ pub fn points_schema(cfg: &PipelineConfig) -> SchemaRef {
     to_schema(&points_table_columns(cfg))
 }
 
+/// Schema of a training run's `predictions.parquet` (`pipeline eval`): one row per jet.
+pub fn predictions_schema() -> SchemaRef {
+    to_schema(&[
+        col(
+            "jet_id",
+            DataType::UInt64,
+            false,
+            "Jet id, the join key with the dataset's `jets` and `points` tables",
+        ),
+        col(
+            "score",
+            DataType::Float32,
+            false,
+            "Model output after the sigmoid: probability of label 1",
+        ),
+        col(
+            "label",
+            DataType::Int8,
+            true,
+            "Label stored with the jet (`y` of the source); null when absent",
+        ),
+    ])
+}
+
 /// Short type name used in the contracts, e.g. `list<float32>`.
 pub fn type_name(t: &DataType) -> String {
     match t {
@@ -373,6 +397,16 @@ pub fn table_docs(cfg: &PipelineConfig) -> Vec<TableDoc> {
             &points_schema(cfg),
         ),
     ]
+}
+
+/// Contract of a training run's `predictions.parquet`.
+pub fn predictions_doc() -> TableDoc {
+    table_doc(
+        "predictions",
+        "one jet scored by a trained model (`pipeline eval`, in the run directory)",
+        None,
+        &predictions_schema(),
+    )
 }
 
 /// `sha256:<hex>` of a contract's column names, types and nullability (not descriptions).

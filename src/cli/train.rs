@@ -1,0 +1,83 @@
+//! `pipeline train T.yaml [--resume]` and `pipeline eval RUN`: train a model from a training
+//! YAML into its run directory, and score a dataset with a run's best model.
+
+use crate::error::{Error, Result};
+use crate::loader::Subset;
+use crate::train::run::TrainOptions;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Arguments of `pipeline train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training YAML (`train:` section; see schemas/train.schema.json).
+    pub config: PathBuf,
+    /// Continue the run in `run_dir` from its `last` checkpoint (mid-epoch, same batches).
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar or per-epoch lines.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Arguments of `pipeline eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Run directory written by `pipeline train`.
+    pub run: PathBuf,
+    /// Dataset to score (default: the run's).
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+    /// Jets to score: test, val, train (the run's split) or all.
+    #[arg(long, default_value = "test")]
+    pub subset: String,
+}
+
+/// Runs `pipeline train`.
+pub fn train(args: TrainArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.config).map_err(|e| {
+        Error::Config(format!(
+            "{}: cannot read training config: {e}",
+            args.config.display()
+        ))
+    })?;
+    let spec = crate::train::spec::parse_train(&text, &args.config.display().to_string())?;
+    let opts = TrainOptions {
+        resume: args.resume,
+        quiet: args.quiet,
+        stop_after_steps: None,
+    };
+    let s = crate::train::train(&spec, &text, &opts)?;
+    println!(
+        "run:      {} ({} epochs, best val AUC {})",
+        spec.run_dir.display(),
+        s.state.history.len(),
+        s.state.best_auc.map_or("-".into(), |a| format!("{a:.4}"))
+    );
+    Ok(())
+}
+
+/// Runs `pipeline eval`.
+pub fn eval(args: EvalArgs) -> Result<()> {
+    let subset = match args.subset.as_str() {
+        "test" => Some(Subset::Test),
+        "val" => Some(Subset::Val),
+        "train" => Some(Subset::Train),
+        "all" => None,
+        s => {
+            return Err(Error::Config(format!(
+                "--subset {s}: use test, val, train or all"
+            )));
+        }
+    };
+    let s = crate::train::eval::eval(&args.run, args.dataset.as_deref(), subset)?;
+    println!(
+        "scored:   {} jets ({}), AUC {}, accuracy {:.4}",
+        s.jets,
+        args.subset,
+        s.auc.map_or("-".into(), |a| format!("{a:.4}")),
+        s.accuracy
+    );
+    println!("written:  {}", s.path.display());
+    Ok(())
+}

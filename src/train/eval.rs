@@ -1,0 +1,77 @@
+//! `pipeline eval RUN`: score a dataset's jets with a run's best model and write
+//! `RUN/predictions.parquet` (jet_id, score, label; contract `schemas/predictions.schema.json`)
+//! so `pipeline sql -d DATASET -d RUN` can join predictions with the `jets` table; prints
+//! AUC and accuracy and draws `RUN/roc_eval.png`.
+
+use crate::error::{Error, Result};
+use crate::loader::{Loader, Subset};
+use crate::store::tables::predictions_schema;
+use crate::train::spec::{ModelSpec, load_train};
+use crate::train::{metrics, plot, run};
+use arrow::array::{Float32Array, Int8Array, RecordBatch, UInt64Array};
+use parquet::arrow::ArrowWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What `eval` measured.
+#[derive(Debug, Clone)]
+pub struct EvalSummary {
+    /// Jets scored.
+    pub jets: usize,
+    /// ROC AUC (None when a class is missing).
+    pub auc: Option<f64>,
+    /// Accuracy at probability 0.5.
+    pub accuracy: f64,
+    /// The predictions file.
+    pub path: PathBuf,
+}
+
+/// Scores `subset` (None: every jet) of `dataset` (default: the run's) with the run's `best`
+/// model.
+pub fn eval(run_dir: &Path, dataset: Option<&Path>, subset: Option<Subset>) -> Result<EvalSummary> {
+    let spec = load_train(&run_dir.join("config.yaml"))?;
+    let ModelSpec::ResnetPc(variant) = spec.model else {
+        return Err(Error::Config(
+            "eval of the features baseline is not implemented: its metrics are in metrics.csv"
+                .into(),
+        ));
+    };
+    let mut l = match subset {
+        Some(s) => spec.loader_for(s),
+        None => {
+            let mut l = spec.loader_for(Subset::Val);
+            l.split = None;
+            l
+        }
+    };
+    if let Some(d) = dataset {
+        l.dataset = d.to_path_buf();
+    }
+    let loader = Loader::open(&l)?;
+    let device = run::device();
+    let model = run::load_model(run_dir, &spec, variant, "best", &device)?;
+    let (logits, labels, ids) = run::predict(&model, &loader, &device)?;
+    let scores: Vec<f32> = logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect();
+    let path = run_dir.join("predictions.parquet");
+    let batch = RecordBatch::try_new(
+        predictions_schema(),
+        vec![
+            Arc::new(UInt64Array::from(ids.clone())),
+            Arc::new(Float32Array::from(scores)),
+            Arc::new(Int8Array::from_iter(
+                labels.iter().map(|&l| (l >= 0).then_some(l)),
+            )),
+        ],
+    )?;
+    let f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+    let mut w = ArrowWriter::try_new(f, predictions_schema(), None)?;
+    w.write(&batch)?;
+    w.close()?;
+    plot::roc(&run_dir.join("roc_eval.png"), &logits, &labels)?;
+    Ok(EvalSummary {
+        jets: ids.len(),
+        auc: metrics::auc(&logits, &labels),
+        accuracy: metrics::accuracy(&logits, &labels, 0.0),
+        path,
+    })
+}

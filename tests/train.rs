@@ -1,0 +1,208 @@
+//! Training end to end on the tiny committed sample (ResNet-PC 256_S on CPU, a few steps):
+//! the loss falls and the training AUC rises; outputs (metrics, plots, checkpoints,
+//! predictions matching their contract, SQL join) exist; a run stopped mid-epoch and resumed
+//! gives the same history as an uninterrupted run; bad training YAMLs name the line.
+#![cfg(feature = "train")]
+
+mod common;
+
+use common::quiet;
+use jetpipe::config::load_config;
+use jetpipe::engine::run;
+use jetpipe::train::run::TrainOptions;
+use jetpipe::train::spec::parse_train;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+/// The 64-jet sample converted at resolution 256 (once per test binary).
+fn dataset() -> &'static Path {
+    static D: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &D.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("tiny");
+        let mut cfg = load_config(&root().join("pipelines/qg_tiny.yaml"))
+            .unwrap()
+            .config;
+        cfg.source.files = vec![root().join("data-samples/qg_tiny.h5").display().to_string()];
+        cfg.sink.path = out.clone();
+        cfg.stages.pointcloud.resolutions = vec![256];
+        run(&cfg, &quiet()).unwrap();
+        (dir, out)
+    })
+    .1
+}
+
+fn yaml(run_dir: &Path, extra: &str) -> String {
+    format!(
+        "train:\n  model: {{resnet_pc: 256_S}}\n  run_dir: \"{}\"\n  split: {{train: 0.75, val: 0.25, seed: 1}}\n  lr: 0.001\n{extra}  loader:\n    dataset: \"{}\"\n    resolution: 256\n    batch_size: 8\n    neighbours: false\n    features:\n      - column: tracks\n        transforms: [log1p]\n      - column: ecal\n        transforms: [log1p]\n      - column: hcal\n        transforms: [log1p]\n      - eta\n      - phi\n",
+        run_dir.display(),
+        dataset().display()
+    )
+}
+
+fn train(text: &str, opts: &TrainOptions) -> jetpipe::train::run::TrainSummary {
+    let spec = parse_train(text, "t.yaml").unwrap();
+    jetpipe::train::train(&spec, text, opts).unwrap()
+}
+
+#[test]
+fn short_training_learns_and_writes_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let text = yaml(&run_dir, "  epochs: 6\n");
+    let s = train(
+        &text,
+        &TrainOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    );
+    let h = &s.state.history;
+    assert_eq!(h.len(), 6);
+    let (first, last) = (&h[0], &h[5]);
+    assert!(
+        last.train_loss < first.train_loss,
+        "loss did not fall: {h:?}"
+    );
+    let auc = last.train_auc.unwrap();
+    assert!(auc > 0.6, "train AUC {auc}: {h:?}");
+    for f in [
+        "config.yaml",
+        "metrics.csv",
+        "metrics.jsonl",
+        "roc.png",
+        "loss.png",
+        "best/model.bpk",
+        "last/model.bpk",
+        "last/optim.bpk",
+        "last/state.json",
+    ] {
+        assert!(run_dir.join(f).exists(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 7, "{csv}");
+    // Predictions: every jet of the dataset, contract-conform, joinable with SQL.
+    let e = jetpipe::train::eval::eval(&run_dir, None, None).unwrap();
+    assert_eq!(e.jets, 64);
+    let f = std::fs::File::open(&e.path).unwrap();
+    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).unwrap();
+    let doc = jetpipe::store::tables::table_doc("predictions", "", None, r.schema());
+    assert_eq!(
+        doc.columns,
+        jetpipe::store::tables::predictions_doc().columns
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["sql", "-d"])
+        .arg(dataset())
+        .arg("-d")
+        .arg(&run_dir)
+        .args(["--format", "csv", "SELECT count(*) AS n, sum(CASE WHEN p.label = j.label THEN 1 ELSE 0 END) AS same FROM predictions p JOIN jets j USING (jet_id)"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("64,64"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn resume_mid_epoch_gives_the_uninterrupted_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let full = train(
+        &yaml(&a, "  epochs: 2\n"),
+        &TrainOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    );
+    let text = yaml(&b, "  epochs: 2\n");
+    let stopped = train(
+        &text,
+        &TrainOptions {
+            quiet: true,
+            stop_after_steps: Some(3),
+            ..Default::default()
+        },
+    );
+    assert_eq!((stopped.state.epoch, stopped.state.epoch_step), (0, 3));
+    assert!(stopped.state.history.is_empty());
+    let resumed = train(
+        &text,
+        &TrainOptions {
+            quiet: true,
+            resume: true,
+            ..Default::default()
+        },
+    );
+    let (x, y) = (&full.state.history, &resumed.state.history);
+    assert_eq!(x.len(), y.len());
+    for (p, q) in x.iter().zip(y) {
+        assert_eq!((p.train_jets, p.val_auc), (q.train_jets, q.val_auc));
+        for (u, v) in [(p.train_loss, q.train_loss), (p.val_loss, q.val_loss)] {
+            assert!((u - v).abs() < 1e-5 * (1.0 + u.abs()), "{x:?}\n{y:?}");
+        }
+    }
+    // A second run into the same directory without --resume is refused.
+    let spec = parse_train(&text, "t.yaml").unwrap();
+    let e = jetpipe::train::train(
+        &spec,
+        &text,
+        &TrainOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("--resume"), "{e}");
+}
+
+#[test]
+fn features_baseline_trains_on_the_jets_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("base");
+    let text = yaml(&run_dir, "  epochs: 30\n").replace("{resnet_pc: 256_S}", "features_baseline");
+    let s = train(
+        &text,
+        &TrainOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    );
+    let h = &s.state.history;
+    assert!(h.last().unwrap().train_loss < h[0].train_loss, "{h:?}");
+    assert!(run_dir.join("best/model.bpk").exists());
+}
+
+#[test]
+fn bad_training_yaml_names_the_line() {
+    let e = parse_train(&yaml(Path::new("/tmp/x"), "  epocs: 2\n"), "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("t.yaml:") && e.contains("epocs"), "{e}");
+    let text = yaml(Path::new("/tmp/x"), "").replace("256_S}", "512_S}");
+    let spec = parse_train(&text, "t.yaml").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec;
+    spec.run_dir = dir.path().join("r");
+    let e = jetpipe::train::train(
+        &spec,
+        &text,
+        &TrainOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("made for resolution 512"), "{e}");
+}
