@@ -157,7 +157,7 @@ pub fn train_baseline(spec: &TrainSpec, opts: &TrainOptions) -> Result<TrainSumm
             })
             .collect()
     };
-    let plain = crate::train::run::device();
+    let plain = crate::train::run::device(spec.device)?;
     let device = plain.clone().autodiff();
     let mut model = crate::train::run::seeded(&device, spec.seed, || Logistic {
         linear: LinearConfig::new(nf, 1).init(&device),

@@ -48,7 +48,7 @@ pub fn eval(run_dir: &Path, dataset: Option<&Path>, subset: Option<Subset>) -> R
         l.dataset = d.to_path_buf();
     }
     let loader = Loader::open(&l)?;
-    let device = run::device();
+    let device = run::device(spec.device)?;
     let model = run::load_model(run_dir, &spec, variant, "best", &device)?;
     let (logits, labels, ids) = run::predict(&model, &loader, &device)?;
     let scores: Vec<f32> = logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect();

@@ -10,7 +10,7 @@ use crate::train::history::{self, EpochMetrics};
 use crate::train::metrics;
 use crate::train::plot;
 use crate::train::resnet_pc::{ResNetPc, Variant};
-use crate::train::spec::{Scheduler, TrainSpec};
+use crate::train::spec::{DeviceKind, Scheduler, TrainSpec};
 use crate::train::tensors::to_tensors;
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
@@ -37,9 +37,18 @@ pub struct TrainSummary {
     pub state: TrainState,
 }
 
-/// The device training runs on.
-pub fn device() -> Device {
-    Device::flex()
+/// The (non-autodiff) device of `kind`.
+pub fn device(kind: DeviceKind) -> Result<Device> {
+    match kind {
+        DeviceKind::Cpu => Ok(Device::flex()),
+        #[cfg(feature = "cuda")]
+        #[allow(deprecated)] // burn marks its libtorch backend deprecated; see README: CUDA
+        DeviceKind::Cuda => Ok(Device::libtorch_cuda(0)),
+        #[cfg(not(feature = "cuda"))]
+        DeviceKind::Cuda => Err(Error::Config(
+            "device: cuda needs a binary built with `--features cuda` (see README: CUDA)".into(),
+        )),
+    }
 }
 
 /// Serialises model initialisation: Burn's CPU backend has one global RNG and creates
@@ -127,7 +136,7 @@ pub fn train_resnet(
         )));
     }
     let run = spec.run_dir.as_path();
-    let plain = device();
+    let plain = device(spec.device)?;
     let device = plain.clone().autodiff();
     let train = Loader::open(&spec.loader_for(Subset::Train))?;
     let val = Loader::open(&spec.loader_for(Subset::Val))?;

@@ -31,6 +31,16 @@ pub enum Scheduler {
     Cosine,
 }
 
+/// Where training runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    /// Burn's CPU backend (flex), all cores.
+    Cpu,
+    /// GPU 0 through libtorch (binary built with `--features cuda`).
+    Cuda,
+}
+
 /// Train/validation fractions of the hash split (the rest is the test set).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +121,14 @@ pub struct TrainSpec {
     #[serde(default)]
     #[garde(skip)]
     pub seed: u64,
+    /// Device: `cpu`, or `cuda` (needs a binary built with `--features cuda`).
+    #[serde(default = "d_device")]
+    #[garde(skip)]
+    pub device: DeviceKind,
+}
+
+fn d_device() -> DeviceKind {
+    DeviceKind::Cpu
 }
 
 fn no_loader_split(l: &LoaderSpec) -> garde::Result {
