@@ -206,3 +206,17 @@ fn bad_training_yaml_names_the_line() {
     .to_string();
     assert!(e.contains("made for resolution 512"), "{e}");
 }
+
+#[test]
+fn committed_training_and_loader_yamls_are_valid() {
+    for f in [
+        "pipelines/qg_train_256s.yaml",
+        "pipelines/qg_train_baseline.yaml",
+    ] {
+        let s = jetpipe::train::spec::load_train(&root().join(f)).unwrap();
+        assert_eq!(s.loader.dataset, Path::new("out/qg1024"), "{f}");
+    }
+    let l =
+        jetpipe::loader::spec::load_loader(&root().join("pipelines/qg1024_loader.yaml")).unwrap();
+    assert_eq!((l.resolution, l.features.len()), (1024, 5));
+}
