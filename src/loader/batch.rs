@@ -94,16 +94,11 @@ impl Assembler {
         out.n_points.push(n as u16);
         let pts = &mut out.points[b * r * nf..(b + 1) * r * nf];
         let first = d.starts[row];
-        for (f, (values, ops)) in d.features.iter().zip(&self.ops).enumerate() {
-            let src = &values[first..first + n];
-            if ops.is_empty() {
-                for (p, &x) in src.iter().enumerate() {
-                    pts[p * nf + f] = x;
-                }
-            } else {
-                for (p, &x) in src.iter().enumerate() {
-                    pts[p * nf + f] = apply(ops, x);
-                }
+        // Point-major: each point's F values are written side by side (sequential stores).
+        let srcs: Vec<&[f32]> = d.features.iter().map(|v| &v[first..first + n]).collect();
+        for (p, out) in pts[..n * nf].chunks_exact_mut(nf).enumerate() {
+            for ((o, src), ops) in out.iter_mut().zip(&srcs).zip(&self.ops) {
+                *o = apply(ops, src[p]);
             }
         }
         pts[n * nf..].fill(0.0);
