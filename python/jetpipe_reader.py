@@ -12,6 +12,11 @@ as the Rust loader (``jetpipe::loader``) gives for a sequential read (``shuffle:
     neighbours uint16  [B, R, k]  kNN indices; padding = the point's own index
     knn_k      uint16  [B]        neighbour j of point p is real iff mask[b, p] and j < knn_k[b]
 
+Features are returned as stored: the loader YAML's transforms (log1p, scale, clip,
+standardise) are not applied here (``standardise_stats`` gives the cached statistics).
+``read_all`` reads each shard once; ``batch(i)`` (and so ``JetpipeIterable``) re-reads the
+shards a batch touches, which suits random access rather than whole epochs.
+
 Batches run across shard boundaries, shards in manifest order. Rank slicing (``rank``,
 ``world_size``, ``drop_last``) follows the Rust plan exactly, and the train/val/test split uses
 the same jet-id hash (``split_unit``), so both languages select the same jets.

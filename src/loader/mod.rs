@@ -194,8 +194,8 @@ impl Loader {
         let all = plan::rank_batches(order.len(), s.rank, s.world_size, s.batch_size, s.drop_last)
             .map_err(|e| Error::Loader(e.to_string()))?;
         let from = state.batches.min(all.len());
-        let first = all.get(from).map_or(0, |r| r.start);
         let last = all.last().map_or(0, |r| r.end);
+        let first = all.get(from).map_or(last, |r| r.start);
         let samples = order[first.min(last)..last].to_vec();
         let batches = all[from..]
             .iter()
@@ -216,6 +216,7 @@ impl Loader {
                 batches: from,
                 ..state.clone()
             },
+            failed: false,
         })
     }
 
@@ -229,6 +230,7 @@ impl Loader {
 pub struct Epoch {
     prefetch: Prefetch,
     state: LoaderState,
+    failed: bool,
 }
 
 impl Epoch {
@@ -242,9 +244,13 @@ impl Iterator for Epoch {
     type Item = Result<Batch>;
 
     fn next(&mut self) -> Option<Result<Batch>> {
+        if self.failed {
+            return None; // after an error the state could no longer describe the stream
+        }
         let b = self.prefetch.next()?;
-        if b.is_ok() {
-            self.state.batches += 1;
+        match b {
+            Ok(_) => self.state.batches += 1,
+            Err(_) => self.failed = true,
         }
         Some(b)
     }
@@ -256,9 +262,8 @@ fn resolve_ops(ds: &PointsDataset, spec: &LoaderSpec) -> Result<Vec<Vec<Op>>> {
     let scope = StatsScope {
         fraction: spec.stats_fraction,
     };
-    let split_name = spec
-        .split
-        .as_ref()
+    let stats_jets = spec.stats_from.as_ref().or(spec.split.as_ref());
+    let split_name = stats_jets
         .map(|s| serde_json::to_string(s).expect("split serialises"))
         .unwrap_or_else(|| "all".into());
     let mut added = Vec::new();
@@ -272,7 +277,7 @@ fn resolve_ops(ds: &PointsDataset, spec: &LoaderSpec) -> Result<Vec<Vec<Op>>> {
             if let Some((_, s)) = added.iter().find(|(k, _)| *k == key) {
                 return Ok(*s);
             }
-            let keep = |id: u64| spec.split.as_ref().is_none_or(|s| s.keeps(id));
+            let keep = |id: u64| stats_jets.is_none_or(|s| s.keeps(id));
             let s = preprocess::compute_stats(ds, f.column(), ops, scope, &keep)?;
             added.push((key, s));
             Ok(s)

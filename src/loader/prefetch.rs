@@ -72,9 +72,17 @@ impl Shared {
             s[rg as usize] = Slot::Loading;
         }
         let j = &self.job;
-        let state = match j.ds.decode(j.row_groups[rg as usize], &j.want) {
-            Ok(d) => Slot::Ready(Arc::new(d)),
-            Err(e) => Slot::Failed(e.to_string()),
+        let rgd = j.row_groups[rg as usize];
+        let decoded =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| j.ds.decode(rgd, &j.want)));
+        // A panic must not leave the slot `Loading`: waiting workers would never wake.
+        let state = match decoded {
+            Ok(Ok(d)) => Slot::Ready(Arc::new(d)),
+            Ok(Err(e)) => Slot::Failed(e.to_string()),
+            Err(_) => Slot::Failed(format!(
+                "shard {} row group {}: decoding panicked",
+                rgd.shard, rgd.index
+            )),
         };
         self.slots.lock().expect("slots")[rg as usize] = state;
         self.changed.notify_all();

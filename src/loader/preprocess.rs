@@ -128,10 +128,18 @@ pub fn compute_stats(
     let mut jets = 0u64;
     for rg in ds.row_groups() {
         let b = ds.read(rg, &read)?;
+        let not_list = || crate::Error::Output {
+            path: ds.dir().to_path_buf(),
+            msg: format!("`standardise` needs a per-point list column; `{column}` is not one"),
+        };
         let ids = b
             .column(at(ids))
-            .as_primitive::<arrow::datatypes::UInt64Type>();
-        let l = b.column(at(col)).as_list::<i32>();
+            .as_primitive_opt::<arrow::datatypes::UInt64Type>()
+            .ok_or_else(not_list)?;
+        let l = b
+            .column(at(col))
+            .as_list_opt::<i32>()
+            .ok_or_else(not_list)?;
         let off = l.offsets();
         for row in 0..b.num_rows() {
             let id = ids.value(row);

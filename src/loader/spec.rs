@@ -66,6 +66,12 @@ pub struct LoaderSpec {
     #[serde(default)]
     #[garde(dive)]
     pub split: Option<SplitSpec>,
+    /// Jets the `standardise` statistics come from when not the selected ones (training
+    /// runs set the training split, so validation and evaluation reuse its statistics).
+    #[serde(skip)]
+    #[schemars(skip)]
+    #[garde(skip)]
+    pub stats_from: Option<SplitSpec>,
     /// Fraction of the selected jets that `standardise` statistics are computed over.
     #[serde(default = "default_stats_fraction")]
     #[garde(range(min = 0.000001, max = 1.0))]

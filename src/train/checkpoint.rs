@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// Everything besides the weights and the optimiser moments.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
-    /// Epoch in progress (or the next one when `loader` is at the end of an epoch).
+    /// Epoch in progress (its validation still pending when `loader` is at its end).
     pub epoch: usize,
     /// Where the training loader stands.
     pub loader: Option<LoaderState>,
@@ -80,6 +80,10 @@ pub fn save<M: Module>(
     }
     let json = serde_json::to_vec_pretty(state).expect("state serialises");
     std::fs::write(tmp.join("state.json"), json).map_err(io(&tmp))?;
+    if !dir.exists() && old.exists() {
+        // A save was killed between its renames: put the previous checkpoint back first.
+        std::fs::rename(&old, &dir).map_err(io(&dir))?;
+    }
     let _ = std::fs::remove_dir_all(&old);
     if dir.exists() {
         std::fs::rename(&dir, &old).map_err(io(&dir))?;

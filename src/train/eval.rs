@@ -36,14 +36,12 @@ pub fn eval(run_dir: &Path, dataset: Option<&Path>, subset: Option<Subset>) -> R
                 .into(),
         ));
     };
-    let mut l = match subset {
-        Some(s) => spec.loader_for(s),
-        None => {
-            let mut l = spec.loader_for(Subset::Val);
-            l.split = None;
-            l
-        }
-    };
+    let mut l = spec.loader_for(subset.unwrap_or(Subset::Val));
+    if subset.is_none() {
+        l.split = None;
+    }
+    // Every selected jet once, in order (also for --subset train).
+    (l.shuffle, l.drop_last, l.rank, l.world_size) = (false, false, 0, 1);
     if let Some(d) = dataset {
         l.dataset = d.to_path_buf();
     }

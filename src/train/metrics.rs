@@ -11,7 +11,7 @@ pub fn auc(scores: &[f32], labels: &[i8]) -> Option<f64> {
     let mut i = 0;
     while i < idx.len() {
         let mut j = i;
-        while j < idx.len() && scores[idx[j]] == scores[idx[i]] {
+        while j < idx.len() && scores[idx[j]].total_cmp(&scores[idx[i]]).is_eq() {
             j += 1;
         }
         let avg = (i + j + 1) as f64 / 2.0; // ranks i+1 ..= j
@@ -43,7 +43,7 @@ pub fn roc(scores: &[f32], labels: &[i8]) -> Vec<(f64, f64)> {
     let mut i = 0;
     while i < idx.len() {
         let s = scores[idx[i]];
-        while i < idx.len() && scores[idx[i]] == s {
+        while i < idx.len() && scores[idx[i]].total_cmp(&s).is_eq() {
             if labels[idx[i]] == 1 {
                 tp += 1.0;
             } else {
@@ -127,6 +127,9 @@ mod tests {
             assert!((area - a).abs() < 1e-9, "trapezoid {area} vs {a}");
         }
         assert_eq!(auc(&[0.1, 0.2], &[1, 1]), None);
+        // NaN scores (a diverged model) rank above everything instead of hanging the loops.
+        assert_eq!(auc(&[f32::NAN, f32::NAN, 0.1], &[1, 0, 0]), Some(0.75));
+        assert_eq!(roc(&[f32::NAN, 0.1], &[1, 0]).len(), 3);
         assert_eq!(auc(&[0.1, 0.9], &[0, 1]), Some(1.0));
     }
 

@@ -23,7 +23,7 @@ pub fn train(spec: &TrainSpec, text: &str, opts: &TrainOptions) -> Result<TrainS
     match spec.model {
         ModelSpec::ResnetPc(v) => run::train_resnet(spec, v, opts),
         ModelSpec::FeaturesBaseline if opts.resume => Err(Error::Config(
-            "the features baseline trains in seconds: rerun it instead of --resume".into(),
+            "the features baseline trains in seconds: rerun it into a new run_dir (or delete this one) instead of --resume".into(),
         )),
         ModelSpec::FeaturesBaseline => baseline::train_baseline(spec, opts),
     }

@@ -186,6 +186,12 @@ pub fn train_resnet(
         );
     }
     let accum = spec.grad_accumulation;
+    if accum > train.batches_per_epoch() {
+        return Err(Error::Config(format!(
+            "grad_accumulation {accum} exceeds the {} training batches per epoch",
+            train.batches_per_epoch()
+        )));
+    }
     let steps = (train.batches_per_epoch() / accum)
         .min(spec.max_steps.unwrap_or(usize::MAX))
         .max(1);
@@ -226,6 +232,12 @@ pub fn train_resnet(
                 .inner()
                 .try_into_vec_as::<f32>()
                 .map_err(|e| Error::Loader(format!("reading logits: {e:?}")))?;
+            if let Some(i) = z.iter().position(|v| !v.is_finite()) {
+                return Err(Error::Loader(format!(
+                    "training diverged at step {} (epoch {}): logit {} of jet {}; lower lr",
+                    st.step, st.epoch, z[i], t.jet_ids[i]
+                )));
+            }
             st.partial_loss += metrics::bce_with_logits(&z, &t.label_values) * z.len() as f64;
             st.partial_jets += z.len();
             st.partial_logits.extend(z);
@@ -252,6 +264,11 @@ pub fn train_resnet(
                 }
             };
             model = optim.step(lr, model, acc.grads());
+            st.lr = if spec.scheduler == Scheduler::Cosine {
+                lr
+            } else {
+                st.lr
+            };
             st.step += 1;
             st.epoch_step += 1;
             session_steps += 1;
@@ -320,7 +337,8 @@ pub fn train_resnet(
         } else {
             st.bad_epochs += 1;
             st.plateau_epochs += 1;
-            if spec.scheduler == Scheduler::Plateau && st.plateau_epochs >= spec.patience {
+            // As PyTorch's ReduceLROnPlateau: cut after more than `patience` bad epochs.
+            if spec.scheduler == Scheduler::Plateau && st.plateau_epochs > spec.patience {
                 st.lr *= spec.factor;
                 st.plateau_epochs = 0;
             }

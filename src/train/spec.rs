@@ -24,8 +24,8 @@ pub enum ModelSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scheduler {
-    /// Multiply the rate by `factor` when the validation AUC has not improved for `patience`
-    /// epochs (ReduceLROnPlateau, mode max).
+    /// Multiply the rate by `factor` when the validation AUC has not improved for more than
+    /// `patience` epochs (ReduceLROnPlateau, mode max).
     Plateau,
     /// Cosine annealing from `lr` to 0 over all steps.
     Cosine,
@@ -219,15 +219,20 @@ impl TrainSpec {
     /// every jet, same features and batch size).
     pub fn loader_for(&self, subset: crate::loader::Subset) -> LoaderSpec {
         let mut l = self.loader.clone();
-        l.split = Some(crate::loader::SplitSpec {
+        let split = |subset| crate::loader::SplitSpec {
             train: self.split.train,
             val: self.split.val,
             seed: self.split.seed,
             subset,
-        });
+        };
+        l.split = Some(split(subset));
+        l.stats_from = Some(split(crate::loader::Subset::Train));
         if subset != crate::loader::Subset::Train {
+            // Validation and test: every jet once, in order, on every rank.
             l.shuffle = false;
             l.drop_last = false;
+            l.rank = 0;
+            l.world_size = 1;
         }
         l
     }
