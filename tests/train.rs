@@ -180,6 +180,16 @@ fn features_baseline_trains_on_the_jets_table() {
     let h = &s.state.history;
     assert!(h.last().unwrap().train_loss < h[0].train_loss, "{h:?}");
     assert!(run_dir.join("best/model.bpk").exists());
+    // Evaluation with the saved normalisation: the validation jets score the validation AUC.
+    let e = jetpipe::train::eval::eval(&run_dir, None, Some(jetpipe::loader::Subset::Val)).unwrap();
+    let best = s.state.best_auc.unwrap();
+    assert!(
+        (e.auc.unwrap() - best).abs() < 1e-6,
+        "{:?} vs {best}",
+        e.auc
+    );
+    let all = jetpipe::train::eval::eval(&run_dir, None, None).unwrap();
+    assert_eq!(all.jets, 64);
 }
 
 #[test]

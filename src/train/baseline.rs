@@ -103,6 +103,96 @@ pub fn read_jets(dir: &std::path::Path) -> Result<JetFeatures> {
     Ok(out)
 }
 
+/// The standardisation the baseline was trained with (`RUN/normalisation.json`), so that
+/// `pipeline eval` scales jets the same way.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Normalisation {
+    /// Feature columns in input order.
+    pub names: Vec<String>,
+    /// Training-set mean of each feature.
+    pub mean: Vec<f64>,
+    /// 1 / standard deviation (1 for a constant feature).
+    pub scale: Vec<f64>,
+}
+
+impl Normalisation {
+    fn save(&self, run: &std::path::Path) -> Result<()> {
+        let p = run.join("normalisation.json");
+        let json = serde_json::to_vec_pretty(self).expect("serialises");
+        std::fs::write(&p, json).map_err(|e| Error::io(&p, e))
+    }
+
+    fn load(run: &std::path::Path) -> Result<Self> {
+        let p = run.join("normalisation.json");
+        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::Output {
+            path: p,
+            msg: format!("not a baseline normalisation: {e}"),
+        })
+    }
+}
+
+/// Logits of the run's best baseline for the jets of `dataset` that `keep` selects:
+/// (logits, labels, jet ids).
+pub fn predict_baseline(
+    run: &std::path::Path,
+    dataset: &std::path::Path,
+    keep: &dyn Fn(u64) -> bool,
+    device: &Device,
+) -> Result<(Vec<f32>, Vec<i8>, Vec<u64>)> {
+    let norm = Normalisation::load(run)?;
+    let data = read_jets(dataset)?;
+    let cols: Vec<usize> = norm
+        .names
+        .iter()
+        .map(|n| {
+            data.names
+                .iter()
+                .position(|d| d == n)
+                .ok_or_else(|| Error::Output {
+                    path: dataset.to_path_buf(),
+                    msg: format!("the jets table has no column `{n}`, which the baseline uses"),
+                })
+        })
+        .collect::<Result<_>>()?;
+    let nd = data.names.len();
+    let rows: Vec<usize> = (0..data.ids.len()).filter(|&i| keep(data.ids[i])).collect();
+    let nf = cols.len();
+    let (xs, mean, scale, cols) = (&data.x, &norm.mean, &norm.scale, &cols);
+    let x: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| {
+            cols.iter()
+                .enumerate()
+                .map(move |(f, &c)| ((f64::from(xs[r * nd + c]) - mean[f]) * scale[f]) as f32)
+        })
+        .collect();
+    let dir = checkpoint::find(run, "best").ok_or_else(|| Error::Output {
+        path: run.to_path_buf(),
+        msg: "no `best` checkpoint".into(),
+    })?;
+    let model = Logistic {
+        linear: LinearConfig::new(nf, 1).init(device),
+    }
+    .try_load_file(dir.join("model.bpk"))
+    .map_err(|e| Error::Output {
+        path: dir,
+        msg: format!("cannot load model: {e}"),
+    })?;
+    let z = model
+        .linear
+        .forward(Tensor::<2>::from_data(
+            TensorData::new(x, [rows.len(), nf]),
+            device,
+        ))
+        .squeeze_dim::<1>(1)
+        .try_into_vec_as::<f32>()
+        .map_err(|e| Error::Loader(format!("{e:?}")))?;
+    let labels = rows.iter().map(|&r| data.labels[r]).collect();
+    let ids = rows.iter().map(|&r| data.ids[r]).collect();
+    Ok((z, labels, ids))
+}
+
 /// Logistic regression.
 #[derive(Module, Debug)]
 pub struct Logistic {
@@ -149,6 +239,12 @@ pub fn train_baseline(spec: &TrainSpec, opts: &TrainOptions) -> Result<TrainSumm
             if var > 0.0 { 1.0 / var.sqrt() } else { 1.0 }
         })
         .collect();
+    Normalisation {
+        names: data.names.clone(),
+        mean: mean.clone(),
+        scale: scale.clone(),
+    }
+    .save(run)?;
     let (x, mean, scale) = (&data.x, &mean, &scale);
     let matrix = |idx: &[usize]| -> Vec<f32> {
         idx.iter()

@@ -30,12 +30,28 @@ pub struct EvalSummary {
 /// model.
 pub fn eval(run_dir: &Path, dataset: Option<&Path>, subset: Option<Subset>) -> Result<EvalSummary> {
     let spec = load_train(&run_dir.join("config.yaml"))?;
-    let ModelSpec::ResnetPc(variant) = spec.model else {
-        return Err(Error::Config(
-            "eval of the features baseline is not implemented: its metrics are in metrics.csv"
-                .into(),
-        ));
+    let device = run::device(spec.device)?;
+    let (logits, labels, ids) = match spec.model {
+        ModelSpec::ResnetPc(variant) => {
+            let loader = Loader::open(&eval_loader(&spec, dataset, subset))?;
+            let model = run::load_model(run_dir, &spec, variant, "best", &device)?;
+            run::predict(&model, &loader, &device)?
+        }
+        ModelSpec::FeaturesBaseline => {
+            let l = eval_loader(&spec, dataset, subset);
+            let keep = |id: u64| l.split.as_ref().is_none_or(|s| s.keeps(id));
+            crate::train::baseline::predict_baseline(run_dir, &l.dataset, &keep, &device)?
+        }
     };
+    write(run_dir, &logits, &labels, &ids)
+}
+
+/// The loader settings of `eval`: the run's, on `subset` (None: every jet) of `dataset`.
+fn eval_loader(
+    spec: &crate::train::spec::TrainSpec,
+    dataset: Option<&Path>,
+    subset: Option<Subset>,
+) -> crate::loader::LoaderSpec {
     let mut l = spec.loader_for(subset.unwrap_or(Subset::Val));
     if subset.is_none() {
         l.split = None;
@@ -45,16 +61,17 @@ pub fn eval(run_dir: &Path, dataset: Option<&Path>, subset: Option<Subset>) -> R
     if let Some(d) = dataset {
         l.dataset = d.to_path_buf();
     }
-    let loader = Loader::open(&l)?;
-    let device = run::device(spec.device)?;
-    let model = run::load_model(run_dir, &spec, variant, "best", &device)?;
-    let (logits, labels, ids) = run::predict(&model, &loader, &device)?;
+    l
+}
+
+/// Writes the predictions file and the ROC plot, and summarises.
+fn write(run_dir: &Path, logits: &[f32], labels: &[i8], ids: &[u64]) -> Result<EvalSummary> {
     let scores: Vec<f32> = logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect();
     let path = run_dir.join("predictions.parquet");
     let batch = RecordBatch::try_new(
         predictions_schema(),
         vec![
-            Arc::new(UInt64Array::from(ids.clone())),
+            Arc::new(UInt64Array::from(ids.to_vec())),
             Arc::new(Float32Array::from(scores)),
             Arc::new(Int8Array::from_iter(
                 labels.iter().map(|&l| (l >= 0).then_some(l)),
@@ -65,11 +82,11 @@ pub fn eval(run_dir: &Path, dataset: Option<&Path>, subset: Option<Subset>) -> R
     let mut w = ArrowWriter::try_new(f, predictions_schema(), None)?;
     w.write(&batch)?;
     w.close()?;
-    plot::roc(&run_dir.join("roc_eval.png"), &logits, &labels)?;
+    plot::roc(&run_dir.join("roc_eval.png"), logits, labels)?;
     Ok(EvalSummary {
         jets: ids.len(),
-        auc: metrics::auc(&logits, &labels),
-        accuracy: metrics::accuracy(&logits, &labels, 0.0),
+        auc: metrics::auc(logits, labels),
+        accuracy: metrics::accuracy(logits, labels, 0.0),
         path,
     })
 }
