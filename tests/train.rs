@@ -44,9 +44,23 @@ fn yaml(run_dir: &Path, extra: &str) -> String {
     )
 }
 
+fn quiet_opts() -> TrainOptions {
+    TrainOptions {
+        quiet: true,
+        ..Default::default()
+    }
+}
+
 fn train(text: &str, opts: &TrainOptions) -> jetpipe::train::run::TrainSummary {
     let spec = parse_train(text, "t.yaml").unwrap();
     jetpipe::train::train(&spec, text, opts).unwrap()
+}
+
+/// The error message of a training that must fail.
+fn train_error(spec: &jetpipe::train::spec::TrainSpec, text: &str) -> String {
+    jetpipe::train::train(spec, text, &quiet_opts())
+        .expect_err("training should fail")
+        .to_string()
 }
 
 #[test]
@@ -54,13 +68,7 @@ fn short_training_learns_and_writes_every_output() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     let text = yaml(&run_dir, "  epochs: 6\n");
-    let s = train(
-        &text,
-        &TrainOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    );
+    let s = train(&text, &quiet_opts());
     let h = &s.state.history;
     assert_eq!(h.len(), 6);
     let (first, last) = (&h[0], &h[5]);
@@ -115,13 +123,7 @@ fn short_training_learns_and_writes_every_output() {
 fn resume_mid_epoch_gives_the_uninterrupted_history() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    let full = train(
-        &yaml(&a, "  epochs: 2\n"),
-        &TrainOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    );
+    let full = train(&yaml(&a, "  epochs: 2\n"), &quiet_opts());
     let text = yaml(&b, "  epochs: 2\n");
     let stopped = train(
         &text,
@@ -151,17 +153,7 @@ fn resume_mid_epoch_gives_the_uninterrupted_history() {
     }
     // A second run into the same directory without --resume is refused.
     let spec = parse_train(&text, "t.yaml").unwrap();
-    let e = jetpipe::train::train(
-        &spec,
-        &text,
-        &TrainOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let e = train_error(&spec, &text);
     assert!(e.contains("--resume"), "{e}");
 }
 
@@ -170,13 +162,7 @@ fn features_baseline_trains_on_the_jets_table() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("base");
     let text = yaml(&run_dir, "  epochs: 30\n").replace("{resnet_pc: 256_S}", "features_baseline");
-    let s = train(
-        &text,
-        &TrainOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    );
+    let s = train(&text, &quiet_opts());
     let h = &s.state.history;
     assert!(h.last().unwrap().train_loss < h[0].train_loss, "{h:?}");
     assert!(run_dir.join("best/model.bpk").exists());
@@ -203,17 +189,7 @@ fn bad_training_yaml_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let mut spec = spec;
     spec.run_dir = dir.path().join("r");
-    let e = jetpipe::train::train(
-        &spec,
-        &text,
-        &TrainOptions {
-            quiet: true,
-            ..Default::default()
-        },
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let e = train_error(&spec, &text);
     assert!(e.contains("made for resolution 512"), "{e}");
 }
 

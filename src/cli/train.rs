@@ -35,12 +35,7 @@ pub struct EvalArgs {
 
 /// Runs `pipeline train`.
 pub fn train(args: TrainArgs) -> Result<()> {
-    let text = std::fs::read_to_string(&args.config).map_err(|e| {
-        Error::Config(format!(
-            "{}: cannot read training config: {e}",
-            args.config.display()
-        ))
-    })?;
+    let text = crate::config::read_yaml(&args.config, "training")?;
     let spec = crate::train::spec::parse_train(&text, &args.config.display().to_string())?;
     let opts = TrainOptions {
         resume: args.resume,

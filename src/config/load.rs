@@ -14,26 +14,41 @@ pub struct LoadedConfig {
     pub config: PipelineConfig,
 }
 
-/// Parses YAML text. Unknown keys, wrong types and out-of-range values are errors that name
+/// Parses and validates YAML text of any of jetpipe's configs (`what`: pipeline, loader,
+/// training). Unknown keys, wrong types and out-of-range values are errors that name
 /// `origin`, the line and the column.
-pub fn parse_config(text: &str, origin: &str) -> Result<PipelineConfig> {
-    serde_saphyr::from_str_valid::<PipelineConfig>(text).map_err(|e| {
+pub fn parse_yaml<T>(text: &str, origin: &str, what: &str) -> Result<T>
+where
+    T: serde::de::DeserializeOwned + garde::Validate,
+    <T as garde::Validate>::Context: Default,
+{
+    serde_saphyr::from_str_valid::<T>(text).map_err(|e| {
         let at = e
             .location()
             .map(|l| format!("{origin}:{}:{}", l.line(), l.column()))
             .unwrap_or_else(|| origin.to_string());
-        Error::Config(format!("{at}: invalid pipeline config\n{e}"))
+        Error::Config(format!("{at}: invalid {what} config\n{e}"))
     })
+}
+
+/// Reads the text of a `what` config file.
+pub fn read_yaml(path: &Path, what: &str) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Error::Config(format!(
+            "{}: cannot read {what} config: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Parses pipeline YAML text (see [`parse_yaml`]).
+pub fn parse_config(text: &str, origin: &str) -> Result<PipelineConfig> {
+    parse_yaml(text, origin, "pipeline")
 }
 
 /// Reads and validates a pipeline YAML file.
 pub fn load_config(path: &Path) -> Result<LoadedConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::Config(format!(
-            "{}: cannot read pipeline config: {e}",
-            path.display()
-        ))
-    })?;
+    let text = read_yaml(path, "pipeline")?;
     let config = parse_config(&text, &path.display().to_string())?;
     Ok(LoadedConfig {
         path: path.to_path_buf(),

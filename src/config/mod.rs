@@ -11,7 +11,7 @@ mod load;
 mod validate;
 
 pub use features::{FeatureGroup, FeaturesConfig};
-pub use load::{LoadedConfig, load_config, parse_config};
+pub use load::{LoadedConfig, load_config, parse_config, parse_yaml, read_yaml};
 
 use garde::Validate;
 use schemars::JsonSchema;

@@ -95,10 +95,9 @@ impl Assembler {
         let pts = &mut out.points[b * r * nf..(b + 1) * r * nf];
         let first = d.starts[row];
         // Point-major: each point's F values are written side by side (sequential stores).
-        let srcs: Vec<&[f32]> = d.features.iter().map(|v| &v[first..first + n]).collect();
         for (p, out) in pts[..n * nf].chunks_exact_mut(nf).enumerate() {
-            for ((o, src), ops) in out.iter_mut().zip(&srcs).zip(&self.ops) {
-                *o = apply(ops, src[p]);
+            for ((o, values), ops) in out.iter_mut().zip(&d.features).zip(&self.ops) {
+                *o = apply(ops, values[first + p]);
             }
         }
         pts[n * nf..].fill(0.0);

@@ -1,17 +1,13 @@
 //! One resolution of a converted dataset, opened for reading: the `points/res=R/` shards the
-//! manifest lists, their Parquet footers (read once), and row-group reads with a column
-//! projection.
+//! manifest lists, their Parquet footers (read once), and row-group decoding
+//! ([`crate::loader::decode`]).
 
 use crate::error::{Error, Result};
 use crate::loader::decode::{Decoded, Wanted, decode};
 use crate::loader::plan::RowGroup;
 use crate::store::manifest::{Manifest, Status};
-use arrow::array::{Array, RecordBatch, UInt64Array};
 use arrow::datatypes::SchemaRef;
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -161,42 +157,6 @@ impl PointsDataset {
         })
     }
 
-    /// Reads one row group, only the columns `columns` (schema positions, ascending).
-    pub fn read(&self, rg: RowGroup, columns: &[usize]) -> Result<RecordBatch> {
-        let shard = &self.shards[rg.shard as usize];
-        let named = |e: &dyn std::fmt::Display| Error::Output {
-            path: shard.path.clone(),
-            msg: format!("row group {}: {e}", rg.index),
-        };
-        // A file of its own: handles made by `try_clone` share one offset, and Parquet's
-        // `File` reader seeks, so threads reading one shard would race.
-        let file = File::open(&shard.path).map_err(|e| Error::io(&shard.path, e))?;
-        let mask = ProjectionMask::roots(
-            shard.meta.metadata().file_metadata().schema_descr(),
-            columns.iter().copied(),
-        );
-        let mut reader =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(file, shard.meta.clone())
-                .with_row_groups(vec![rg.index as usize])
-                .with_projection(mask)
-                .with_batch_size(rg.rows.max(1) as usize)
-                .build()
-                .map_err(|e| named(&e))?;
-        let batch = reader
-            .next()
-            .transpose()
-            .map_err(|e| named(&e))?
-            .ok_or_else(|| named(&"no rows"))?;
-        if batch.num_rows() != rg.rows as usize {
-            return Err(named(&format!(
-                "{} rows read, the footer says {}",
-                batch.num_rows(),
-                rg.rows
-            )));
-        }
-        Ok(batch)
-    }
-
     /// Decodes the loader's columns of one row group (see [`crate::loader::decode`]).
     pub fn decode(&self, rg: RowGroup, want: &Wanted) -> Result<Decoded> {
         let shard = &self.shards[rg.shard as usize];
@@ -205,22 +165,13 @@ impl PointsDataset {
 
     /// The jet ids of every row group (for the train/validation/test split).
     pub fn jet_ids(&self) -> Result<Vec<Vec<u64>>> {
-        let col = self.column("jet_id")?;
+        let ids_only = Wanted {
+            features: Vec::new(),
+            k: None,
+        };
         self.row_groups()
             .into_iter()
-            .map(|rg| {
-                let b = self.read(rg, &[col])?;
-                let ids = b
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<UInt64Array>()
-                    .filter(|a| a.null_count() == 0)
-                    .ok_or_else(|| Error::Output {
-                        path: self.shards[rg.shard as usize].path.clone(),
-                        msg: "jet_id is not a non-null uint64 column".into(),
-                    })?;
-                Ok(ids.values().to_vec())
-            })
+            .map(|rg| Ok(self.decode(rg, &ids_only)?.jet_ids))
             .collect()
     }
 }

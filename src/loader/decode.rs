@@ -4,9 +4,9 @@
 //! (or `n_points · k` for `knn`) says how many values each jet has. So the loader reads each
 //! list column's leaf values in one run (`read_records`, levels decoded in bulk and then
 //! ignored) and slices them with the prefix sums of `n_points`, instead of assembling Arrow
-//! `ListArray`s: in `perf`, the Arrow list reader spent about half its time building
-//! validity bitmaps and offsets that nothing here needs (`cargo bench --bench loader`
-//! measures both paths in one run). A value count that disagrees with `n_points` is an error
+//! `ListArray`s: in `perf` (during development, with the Arrow reader), the Arrow list reader
+//! spent about half its time building validity bitmaps and offsets that nothing here needs.
+//! A value count that disagrees with `n_points` is an error
 //! naming the shard, row group and column.
 
 use crate::error::{Error, Result};

@@ -196,7 +196,7 @@ impl Loader {
         let from = state.batches.min(all.len());
         let last = all.last().map_or(0, |r| r.end);
         let first = all.get(from).map_or(last, |r| r.start);
-        let samples = order[first.min(last)..last].to_vec();
+        let samples = order[first..last].to_vec();
         let batches = all[from..]
             .iter()
             .map(|r| r.start - first..r.end - first)

@@ -6,10 +6,9 @@
 
 use crate::error::Result;
 use crate::loader::dataset::PointsDataset;
+use crate::loader::decode::Wanted;
 use crate::loader::plan::split_unit;
 use crate::store::manifest::FeatureStats;
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Float32Type, UInt16Type};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -120,50 +119,27 @@ pub fn compute_stats(
     scope: StatsScope,
     keep: &dyn Fn(u64) -> bool,
 ) -> Result<FeatureStats> {
-    let (col, ids) = (ds.column(column)?, ds.column("jet_id")?);
-    let mut read = vec![col, ids];
-    read.sort_unstable();
-    let at = |c: usize| read.iter().position(|&x| x == c).expect("projected");
+    ds.column(column)?;
+    // The loader's own row-group decoding: one column, flat values sliced by `n_points`.
+    let want = Wanted {
+        features: vec![column.to_string()],
+        k: None,
+    };
     let mut values = Vec::new();
     let mut jets = 0u64;
     for rg in ds.row_groups() {
-        let b = ds.read(rg, &read)?;
-        let not_list = || crate::Error::Output {
-            path: ds.dir().to_path_buf(),
-            msg: format!("`standardise` needs a per-point list column; `{column}` is not one"),
-        };
-        let ids = b
-            .column(at(ids))
-            .as_primitive_opt::<arrow::datatypes::UInt64Type>()
-            .ok_or_else(not_list)?;
-        let l = b
-            .column(at(col))
-            .as_list_opt::<i32>()
-            .ok_or_else(not_list)?;
-        let off = l.offsets();
-        for row in 0..b.num_rows() {
-            let id = ids.value(row);
+        let d = ds.decode(rg, &want)?;
+        for (row, &id) in d.jet_ids.iter().enumerate() {
             if !keep(id) || split_unit(id, 0x57A75) >= scope.fraction {
                 continue;
             }
             jets += 1;
-            let r = off[row] as usize..off[row + 1] as usize;
-            let v = l.values();
-            let mut push = |x: f32| values.push(before.iter().fold(x, |x, op| op.apply(x)));
-            match v.data_type() {
-                DataType::Float32 => v.as_primitive::<Float32Type>().values()[r]
+            let points = &d.features[0][d.starts[row]..d.starts[row + 1]];
+            values.extend(
+                points
                     .iter()
-                    .for_each(|&x| push(x)),
-                DataType::UInt16 => v.as_primitive::<UInt16Type>().values()[r]
-                    .iter()
-                    .for_each(|&x| push(f32::from(x))),
-                t => {
-                    return Err(crate::Error::Output {
-                        path: ds.dir().to_path_buf(),
-                        msg: format!("column `{column}` has type {t}, not a list of numbers"),
-                    });
-                }
-            }
+                    .map(|&x| before.iter().fold(x, |x, op| op.apply(x))),
+            );
         }
     }
     if values.is_empty() {

@@ -1,7 +1,8 @@
 //! The loader's YAML section (`loader:` of a training YAML, or a file of its own for
 //! `pipeline load`): serde with unknown keys refused, garde for value ranges.
 
-use crate::error::{Error, Result};
+use crate::config::{parse_yaml, read_yaml};
+use crate::error::Result;
 use crate::loader::preprocess::Transform;
 use garde::Validate;
 use schemars::JsonSchema;
@@ -222,26 +223,12 @@ pub struct LoaderFile {
 
 /// Parses loader YAML text; errors name `origin`, line and column.
 pub fn parse_loader(text: &str, origin: &str) -> Result<LoaderSpec> {
-    serde_saphyr::from_str_valid::<LoaderFile>(text)
-        .map(|f| f.loader)
-        .map_err(|e| {
-            let at = e
-                .location()
-                .map(|l| format!("{origin}:{}:{}", l.line(), l.column()))
-                .unwrap_or_else(|| origin.to_string());
-            Error::Config(format!("{at}: invalid loader config\n{e}"))
-        })
+    parse_yaml::<LoaderFile>(text, origin, "loader").map(|f| f.loader)
 }
 
 /// Reads a loader YAML file.
 pub fn load_loader(path: &std::path::Path) -> Result<LoaderSpec> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::Config(format!(
-            "{}: cannot read loader config: {e}",
-            path.display()
-        ))
-    })?;
-    parse_loader(&text, &path.display().to_string())
+    parse_loader(&read_yaml(path, "loader")?, &path.display().to_string())
 }
 
 impl LoaderSpec {

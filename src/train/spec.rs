@@ -2,7 +2,8 @@
 //! settings, the split, the optimiser and scheduler, and where the run goes. serde refuses
 //! unknown keys; garde checks ranges (errors name the line).
 
-use crate::error::{Error, Result};
+use crate::config::{parse_yaml, read_yaml};
+use crate::error::Result;
 use crate::loader::LoaderSpec;
 use crate::train::resnet_pc::Variant;
 use garde::Validate;
@@ -192,26 +193,12 @@ pub struct TrainFile {
 
 /// Parses training YAML text; errors name `origin`, line and column.
 pub fn parse_train(text: &str, origin: &str) -> Result<TrainSpec> {
-    serde_saphyr::from_str_valid::<TrainFile>(text)
-        .map(|f| f.train)
-        .map_err(|e| {
-            let at = e
-                .location()
-                .map(|l| format!("{origin}:{}:{}", l.line(), l.column()))
-                .unwrap_or_else(|| origin.to_string());
-            Error::Config(format!("{at}: invalid training config\n{e}"))
-        })
+    parse_yaml::<TrainFile>(text, origin, "training").map(|f| f.train)
 }
 
 /// Reads a training YAML file.
 pub fn load_train(path: &std::path::Path) -> Result<TrainSpec> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::Config(format!(
-            "{}: cannot read training config: {e}",
-            path.display()
-        ))
-    })?;
-    parse_train(&text, &path.display().to_string())
+    parse_train(&read_yaml(path, "training")?, &path.display().to_string())
 }
 
 impl TrainSpec {
