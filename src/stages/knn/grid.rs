@@ -71,49 +71,33 @@ struct Query {
     lim: u32,
 }
 
-/// Offers every point of one cell (below the resolution's count, not the query itself) to
-/// `best`: its first `filled` entries are candidates so far; once full it is sorted and
-/// `worst` is its last entry.
+/// Appends the keys of one cell's points (below the resolution's count, not the query
+/// itself) that beat `worst` to `buf[*len..]`, branch-free: every key is written and the
+/// length advances only for a kept one. `buf` has room for every point of the jet plus one.
 #[inline(always)]
 fn scan_cell(
     cell_pts: &[(i32, i32, u32)],
     q: &Query,
-    best: &mut [Key],
-    filled: &mut usize,
-    worst: &mut Key,
+    worst: Key,
+    buf: &mut [Key],
+    len: &mut usize,
 ) {
-    let last = best.len() - 1;
     for &(pr, pc, j) in cell_pts {
         if j >= q.lim {
             break;
         }
         let (dr, dc) = (pr - q.ri, pc - q.ci);
         let kk = key((dr * dr + dc * dc) as u64, j as usize);
-        if *filled <= last {
-            // Filling: collect unsorted, sort once when full.
-            if j != q.i {
-                best[*filled] = kk;
-                *filled += 1;
-                if *filled > last {
-                    best.sort_unstable();
-                    *worst = best[last];
-                }
-            }
-        } else if kk < *worst && j != q.i {
-            // Insert into the sorted `best`, dropping its last entry.
-            let mut at = last;
-            while at > 0 && best[at - 1] > kk {
-                best[at] = best[at - 1];
-                at -= 1;
-            }
-            best[at] = kk;
-            *worst = best[last];
-        }
+        buf[*len] = kk;
+        *len += usize::from((kk < worst) & (j != q.i));
     }
 }
 
 /// Side in pixels of the cells of the sparse search.
 const CELL: usize = 8;
+
+/// Cells on each side of a point's cell that cover its walk (the pre-walk count).
+const NEAR: usize = PAD.div_ceil(CELL);
 
 /// A query walks the pixel offsets with d² ≤ this (80 offsets, all within the 3×3 cells
 /// around the point) before switching to the cell search; tuned with `benches/knn.rs`.
@@ -124,10 +108,6 @@ const PAD: usize = 5;
 const _: () = assert!(
     ((PAD + 1) * (PAD + 1)) as u64 > WALK_MAX_D2,
     "border too thin"
-);
-const _: () = assert!(
-    WALK_MAX_D2 < ((CELL + 1) * (CELL + 1)) as u64,
-    "walk must stay in 3×3 cells"
 );
 
 impl GridKnn {
@@ -197,16 +177,17 @@ impl GridKnn {
         let (ch, cw) = self.cells;
         let (cr, cc) = (r as usize / CELL, c as usize / CELL);
         let mut n = 0;
-        for y in cr.saturating_sub(1)..(cr + 2).min(ch) {
-            let (a, b) = (cc.saturating_sub(1), (cc + 2).min(cw));
+        for y in cr.saturating_sub(NEAR)..(cr + NEAR + 1).min(ch) {
+            let (a, b) = (cc.saturating_sub(NEAR), (cc + NEAR + 1).min(cw));
             n += (self.cell_start[y * cw + b] - self.cell_start[y * cw + a]) as usize;
         }
         n
     }
 
     /// Neighbours of point `i` among the first `lim` points by a ring search over cells:
-    /// cells in rings of growing Chebyshev distance, the best `need` keys kept sorted, until
-    /// no unvisited cell can hold a point as near as the worst kept one. Appends them.
+    /// cells in rings of growing Chebyshev distance; after each ring the `need` best
+    /// candidates are kept, and the search stops when no unvisited cell can hold a point as
+    /// near as the worst of them. Appends them, sorted.
     fn cell_search(
         &mut self,
         r: u16,
@@ -225,10 +206,11 @@ impl GridKnn {
         };
         let b = CELL as i32;
         let (cr, cc) = (q.ri / b, q.ci / b);
-        self.all.clear();
-        self.all.resize(need, Key::MAX);
-        let best = &mut self.all[..];
-        let (mut filled, mut worst) = (0usize, Key::MAX);
+        if self.all.len() <= self.cell_pts.len() {
+            self.all.resize(self.cell_pts.len() + 1, 0);
+        }
+        let buf = &mut self.all[..];
+        let (mut len, mut worst) = (0usize, Key::MAX);
         let (starts, pts) = (&self.cell_start[..], &self.cell_pts[..]);
         for l in 0.. {
             let (y0, y1, x0, x1) = (cr - l, cr + l, cc - l, cc + l);
@@ -244,7 +226,7 @@ impl GridKnn {
                     if dy * dy + dx * dx <= key_d2(worst) {
                         let cell = (y * cw + x) as usize;
                         let cell_pts = &pts[starts[cell] as usize..starts[cell + 1] as usize];
-                        scan_cell(cell_pts, &q, best, &mut filled, &mut worst);
+                        scan_cell(cell_pts, &q, worst, buf, &mut len);
                     }
                 }};
             }
@@ -263,7 +245,11 @@ impl GridKnn {
                     }
                 }
             }
-            if worst != Key::MAX {
+            if len >= need {
+                // Keep the `need` best; the worst of them bounds the rest of the search.
+                buf[..len].select_nth_unstable(need - 1);
+                len = need;
+                worst = buf[need - 1];
                 // Nearest possible pixel of the next ring, on whichever side is nearest.
                 let lb = (q.ri - (cr - l) * b + 1)
                     .min((cr + l + 1) * b - q.ri)
@@ -274,6 +260,8 @@ impl GridKnn {
                 }
             }
         }
+        let best = &mut buf[..need];
+        best.sort_unstable();
         out.extend_from_slice(best);
     }
 
