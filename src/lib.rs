@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod loader;
+pub mod plot;
 pub mod sink;
 pub mod source;
 pub mod sql;

@@ -4,11 +4,13 @@
 
 use crate::config::SourceConfig;
 use crate::error::{Error, Result};
+use crate::plot::{DrawResult, FONT, Figure, e};
 use crate::source::Hdf5Source;
 use crate::store::manifest::Manifest;
 use arrow::array::AsArray;
 use arrow::datatypes::{UInt16Type, UInt64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `pipeline preview`.
@@ -26,6 +28,8 @@ pub struct PreviewArgs {
 
 const SCALE: usize = 2;
 const GAP: usize = 4;
+/// Height of the title strip.
+const HEAD: usize = 24;
 
 /// Black → red → yellow → white for t in [0, 1].
 fn heat(t: f32) -> [u8; 3] {
@@ -108,7 +112,7 @@ pub fn preview(args: PreviewArgs) -> Result<PathBuf> {
     let hi_pts = first_points(&shard(&hi), args.jets)?;
     let panels = g.channels + 2;
     let (pw, ph) = (g.width * SCALE, g.height * SCALE);
-    let (w, h) = (panels * (pw + GAP), lo_pts.len() * (ph + GAP));
+    let (w, h) = (panels * (pw + GAP), HEAD + lo_pts.len() * (ph + GAP));
     let mut img = vec![40u8; w * h * 3];
     let (ps, cs) = g.strides();
     for (row, ((id, lr, lc), (_, hr, hc))) in lo_pts.iter().zip(&hi_pts).enumerate() {
@@ -119,7 +123,7 @@ pub fn preview(args: PreviewArgs) -> Result<PathBuf> {
                 for dx in 0..SCALE {
                     let (x, y) = (
                         panel * (pw + GAP) + c * SCALE + dx,
-                        row * (ph + GAP) + r * SCALE + dy,
+                        HEAD + row * (ph + GAP) + r * SCALE + dy,
                     );
                     img[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&rgb);
                 }
@@ -153,18 +157,31 @@ pub fn preview(args: PreviewArgs) -> Result<PathBuf> {
         }
     }
     let out = args.output.unwrap_or_else(|| dir.join("preview.png"));
-    let file = std::fs::File::create(&out).map_err(|e| Error::io(&out, e))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let png_err = |e: png::EncodingError| Error::Output {
-        path: out.clone(),
-        msg: e.to_string(),
+    // Column titles above, each jet's id in its first panel.
+    let mut titles: Vec<String> = src.channels.clone();
+    titles.push(format!("points {lo}"));
+    titles.push(format!("points {hi}"));
+    let mut fig = Figure {
+        px: img,
+        w: w as u32,
+        h: h as u32,
     };
-    enc.write_header()
-        .map_err(png_err)?
-        .write_image_data(&img)
-        .map_err(png_err)?;
+    fig.fonts()?;
+    fig.draw(&out, |root| -> DrawResult {
+        let style = (FONT, 15).into_font().color(&WHITE);
+        for (k, t) in titles.iter().enumerate() {
+            let x = (k * (pw + GAP) + 4) as i32;
+            e(root.draw(&Text::new(t.as_str(), (x, 4), style.clone())))?;
+        }
+        let small = (FONT, 12).into_font().color(&WHITE);
+        for (row, (id, _, _)) in lo_pts.iter().enumerate() {
+            let y = (HEAD + row * (ph + GAP) + 3) as i32;
+            let text = format!("jet {id}");
+            e(root.draw(&Text::new(text, (4, y), small.clone())))?;
+        }
+        Ok(())
+    })?;
+    fig.write(&out)?;
     let names: Vec<&str> = src.channels.iter().map(|s| s.as_str()).collect();
     println!(
         "{}: {} jets; panels: {} | points {lo} | points {hi}",

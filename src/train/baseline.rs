@@ -355,13 +355,18 @@ pub fn train_baseline(spec: &TrainSpec, opts: &TrainOptions) -> Result<TrainSumm
             st.best_auc = m.val_auc;
             st.best_epoch = Some(epoch);
             st.bad_epochs = 0;
-            plot::roc(&run.join("roc.png"), &vz, &yv)?;
+            plot::roc(
+                &run.join("roc.png"),
+                &format!("features baseline, validation, epoch {}", m.epoch),
+                &vz,
+                &yv,
+            )?;
             checkpoint::save(run, "best", &model, None, &st)?;
         } else {
             st.bad_epochs += 1;
         }
         history::write(run, &st.history)?;
-        plot::losses(&run.join("loss.png"), &st.history)?;
+        plot::losses(&run.join("loss.png"), "features baseline", &st.history)?;
         st.finished = st.epoch >= spec.epochs
             || (spec.early_stopping > 0 && st.bad_epochs >= spec.early_stopping);
         checkpoint::save(run, "last", &model, Some(&optim), &st)?;

@@ -43,7 +43,16 @@ pub fn eval(run_dir: &Path, dataset: Option<&Path>, subset: Option<Subset>) -> R
             crate::train::baseline::predict_baseline(run_dir, &l.dataset, &keep, &device)?
         }
     };
-    write(run_dir, &logits, &labels, &ids)
+    let title = format!(
+        "{}, {} of {}",
+        match spec.model {
+            ModelSpec::ResnetPc(v) => format!("ResNet-PC {}", v.name()),
+            ModelSpec::FeaturesBaseline => "features baseline".into(),
+        },
+        subset.map_or("all jets".into(), |s| format!("{s:?} jets").to_lowercase()),
+        dataset.unwrap_or(&spec.loader.dataset).display()
+    );
+    write(run_dir, &title, &logits, &labels, &ids)
 }
 
 /// The loader settings of `eval`: the run's, on `subset` (None: every jet) of `dataset`.
@@ -65,7 +74,13 @@ fn eval_loader(
 }
 
 /// Writes the predictions file and the ROC plot, and summarises.
-fn write(run_dir: &Path, logits: &[f32], labels: &[i8], ids: &[u64]) -> Result<EvalSummary> {
+fn write(
+    run_dir: &Path,
+    title: &str,
+    logits: &[f32],
+    labels: &[i8],
+    ids: &[u64],
+) -> Result<EvalSummary> {
     let scores: Vec<f32> = logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect();
     let path = run_dir.join("predictions.parquet");
     let batch = RecordBatch::try_new(
@@ -82,7 +97,7 @@ fn write(run_dir: &Path, logits: &[f32], labels: &[i8], ids: &[u64]) -> Result<E
     let mut w = ArrowWriter::try_new(f, predictions_schema(), None)?;
     w.write(&batch)?;
     w.close()?;
-    plot::roc(&run_dir.join("roc_eval.png"), logits, labels)?;
+    plot::roc(&run_dir.join("roc_eval.png"), title, logits, labels)?;
     Ok(EvalSummary {
         jets: ids.len(),
         auc: metrics::auc(logits, labels),

@@ -1,123 +1,191 @@
-//! Run plots as PNGs: the validation ROC curve (`roc.png`: false-positive rate →, true-positive
-//! rate ↑, unit square with a 0.1 grid and the random-guess diagonal) and the loss curves
-//! (`loss.png`: training loss blue, validation loss orange, validation AUC green on a 0.5–1.0
-//! scale, one point per epoch). No text is drawn: the axes are fixed and documented in the
-//! README, and the numbers are in `metrics.csv`.
+//! Run plots as PNGs: the ROC curve (`roc.png`, `roc_eval.png`: true-positive rate against
+//! false-positive rate with the AUC in the legend) and the training curves (`loss.png`: train
+//! and validation loss per epoch above, train and validation AUC below).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::plot::{DrawResult, FONT, Figure, e};
 use crate::train::history::EpochMetrics;
-use crate::train::metrics::roc as roc_curve;
+use crate::train::metrics::{auc, roc as roc_curve};
+use plotters::prelude::*;
 use std::path::Path;
 
-const W: usize = 480;
-const H: usize = 480;
-const M: usize = 24;
+const BLUE: RGBColor = RGBColor(31, 119, 180);
+const ORANGE: RGBColor = RGBColor(255, 127, 14);
+const GREY: RGBColor = RGBColor(150, 150, 150);
 
-struct Canvas {
-    px: Vec<u8>,
+/// A named curve: (legend, colour, points).
+type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
+/// Writes the ROC curve of `scores` (any monotonic score, e.g. logits) for `labels`
+/// (1 = positive class as stored in the file), titled `title`.
+pub fn roc(path: &Path, title: &str, scores: &[f32], labels: &[i8]) -> Result<()> {
+    let curve = roc_curve(scores, labels);
+    let area = auc(scores, labels).map_or("-".into(), |a| format!("{a:.4}"));
+    let n = labels.iter().filter(|&&l| l >= 0).count();
+    let mut fig = Figure::new(640, 600)?;
+    fig.draw(path, |root| -> DrawResult {
+        e(root.fill(&WHITE))?;
+        let mut chart = e(ChartBuilder::on(root)
+            .caption(title, (FONT, 20))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..1f64, 0f64..1f64))?;
+        e(chart
+            .configure_mesh()
+            .x_desc("false-positive rate (label 0 accepted)")
+            .y_desc("true-positive rate (label 1 accepted)")
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 15))
+            .light_line_style(WHITE.mix(0.0))
+            .draw())?;
+        e(chart.draw_series(LineSeries::new(
+            [(0.0, 0.0), (1.0, 1.0)],
+            GREY.stroke_width(1),
+        )))?
+        .label("random guess")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], GREY));
+        e(chart.draw_series(LineSeries::new(curve, BLUE.stroke_width(2))))?
+            .label(format!("AUC {area} ({n} jets)"))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        e(chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font((FONT, 15))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw())
+    })?;
+    fig.write(path)
 }
 
-impl Canvas {
-    fn new() -> Self {
-        let mut c = Self {
-            px: vec![255; W * H * 3],
-        };
-        for i in 0..=10 {
-            let t = i as f64 / 10.0;
-            let shade = if i == 0 || i == 10 {
-                [0, 0, 0]
-            } else {
-                [225, 225, 225]
-            };
-            c.line((t, 0.0), (t, 1.0), shade);
-            c.line((0.0, t), (1.0, t), shade);
-        }
-        c
-    }
-
-    /// Pixel of (x, y) in the unit square.
-    fn at(x: f64, y: f64) -> (i64, i64) {
-        let w = (W - 2 * M) as f64;
-        let h = (H - 2 * M) as f64;
-        (
-            (M as f64 + x.clamp(0.0, 1.0) * w).round() as i64,
-            ((H - M) as f64 - y.clamp(0.0, 1.0) * h).round() as i64,
-        )
-    }
-
-    fn set(&mut self, x: i64, y: i64, rgb: [u8; 3]) {
-        if (0..W as i64).contains(&x) && (0..H as i64).contains(&y) {
-            let i = (y as usize * W + x as usize) * 3;
-            self.px[i..i + 3].copy_from_slice(&rgb);
-        }
-    }
-
-    /// A 2-pixel-wide line between unit-square points.
-    fn line(&mut self, a: (f64, f64), b: (f64, f64), rgb: [u8; 3]) {
-        let (x0, y0) = Self::at(a.0, a.1);
-        let (x1, y1) = Self::at(b.0, b.1);
-        let n = (x1 - x0).abs().max((y1 - y0).abs()).max(1);
-        for s in 0..=n {
-            let x = x0 + (x1 - x0) * s / n;
-            let y = y0 + (y1 - y0) * s / n;
-            self.set(x, y, rgb);
-            self.set(x + 1, y, rgb);
-            self.set(x, y + 1, rgb);
-        }
-    }
-
-    fn polyline(&mut self, pts: &[(f64, f64)], rgb: [u8; 3]) {
-        for w in pts.windows(2) {
-            self.line(w[0], w[1], rgb);
-        }
-    }
-
-    fn write(&self, path: &Path) -> Result<()> {
-        let f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-        let mut enc = png::Encoder::new(std::io::BufWriter::new(f), W as u32, H as u32);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let bad = |e: png::EncodingError| Error::Output {
-            path: path.to_path_buf(),
-            msg: format!("writing PNG: {e}"),
-        };
-        enc.write_header()
-            .map_err(bad)?
-            .write_image_data(&self.px)
-            .map_err(bad)
-    }
-}
-
-/// Writes the ROC curve of `scores` (any monotonic score, e.g. logits) for `labels`.
-pub fn roc(path: &Path, scores: &[f32], labels: &[i8]) -> Result<()> {
-    let mut c = Canvas::new();
-    c.line((0.0, 0.0), (1.0, 1.0), [160, 160, 160]);
-    c.polyline(&roc_curve(scores, labels), [31, 119, 180]);
-    c.write(path)
-}
-
-/// Writes the loss curves of a run's history.
-pub fn losses(path: &Path, history: &[EpochMetrics]) -> Result<()> {
-    let mut c = Canvas::new();
-    let n = history.len().max(2) - 1;
+/// Writes the training curves of a run's history, titled `title`.
+pub fn losses(path: &Path, title: &str, history: &[EpochMetrics]) -> Result<()> {
+    let epochs = history.len().max(2) as f64 - 1.0;
     let top = history
         .iter()
         .flat_map(|m| [m.train_loss, m.val_loss])
+        .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max)
-        .max(1e-9);
-    let x = |i: usize| i as f64 / n as f64;
-    let series = |f: &dyn Fn(&EpochMetrics) -> f64| -> Vec<(f64, f64)> {
-        history
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (x(i), f(m)))
-            .collect()
-    };
-    c.polyline(&series(&|m| m.train_loss / top), [31, 119, 180]);
-    c.polyline(&series(&|m| m.val_loss / top), [255, 127, 14]);
-    c.polyline(
-        &series(&|m| (m.val_auc.unwrap_or(0.5) - 0.5) * 2.0),
-        [44, 160, 44],
-    );
-    c.write(path)
+        .max(1e-6)
+        * 1.1;
+    let aucs = history
+        .iter()
+        .flat_map(|m| [m.train_auc, m.val_auc])
+        .flatten()
+        .filter(|v| v.is_finite());
+    let low = aucs.fold(1.0f64, f64::min).min(0.9);
+    let low = ((low - 0.05) * 20.0).floor() / 20.0;
+    let mut fig = Figure::new(720, 720)?;
+    fig.draw(path, |root| -> DrawResult {
+        e(root.fill(&WHITE))?;
+        let root = e(root.titled(title, (FONT, 20)))?;
+        let (upper, lower) = root.split_vertically(350);
+        let panel = |area: &DrawingArea<BitMapBackend, _>,
+                     y: std::ops::Range<f64>,
+                     ydesc: &str,
+                     series: [Series; 2]|
+         -> DrawResult {
+            let mut chart = e(ChartBuilder::on(area)
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0f64..epochs, y))?;
+            e(chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .x_labels(history.len().clamp(2, 11))
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .light_line_style(WHITE.mix(0.0))
+                .y_desc(ydesc)
+                .label_style((FONT, 13))
+                .axis_desc_style((FONT, 15))
+                .draw())?;
+            for (name, colour, pts) in series {
+                let style = colour.stroke_width(2);
+                e(chart.draw_series(LineSeries::new(pts.clone(), style)))?
+                    .label(name)
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+                e(chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, colour.filled()))))?;
+            }
+            e(chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .label_font((FONT, 14))
+                .background_style(WHITE.mix(0.9))
+                .border_style(BLACK)
+                .draw())
+        };
+        let pts = |f: &dyn Fn(&EpochMetrics) -> Option<f64>| -> Vec<(f64, f64)> {
+            history
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| f(m).filter(|v| v.is_finite()).map(|v| (i as f64, v)))
+                .collect()
+        };
+        panel(
+            &upper,
+            0.0..top,
+            "loss (BCE with logits)",
+            [
+                ("train", BLUE, pts(&|m| Some(m.train_loss))),
+                ("validation", ORANGE, pts(&|m| Some(m.val_loss))),
+            ],
+        )?;
+        panel(
+            &lower,
+            low..1.0,
+            "ROC AUC",
+            [
+                ("train", BLUE, pts(&|m| m.train_auc)),
+                ("validation", ORANGE, pts(&|m| m.val_auc)),
+            ],
+        )
+    })?;
+    fig.write(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The figures are real images: right size, and with ink (curve and text) on them.
+    #[test]
+    fn figures_are_drawn() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let scores = [0.1f32, 0.4, 0.35, 0.8, 0.7, 0.2];
+        let labels = [0i8, 0, 1, 1, 1, 0];
+        let path = dir.path().join("roc.png");
+        roc(&path, "test ROC", &scores, &labels).expect("roc");
+        let history: Vec<EpochMetrics> = (0..3)
+            .map(|i| EpochMetrics {
+                epoch: i,
+                lr: 1e-3,
+                train_loss: 0.7 - 0.1 * i as f64,
+                train_auc: Some(0.6 + 0.1 * i as f64),
+                val_loss: 0.72 - 0.1 * i as f64,
+                val_acc: 0.6,
+                val_auc: Some(0.62 + 0.1 * i as f64),
+                samples_per_s: 10.0,
+                train_jets: 100,
+            })
+            .collect();
+        let lpath = dir.path().join("loss.png");
+        losses(&lpath, "test run", &history).expect("losses");
+        for (p, (w, h)) in [(path, (640, 600)), (lpath, (720, 720))] {
+            let dec = png::Decoder::new(std::io::BufReader::new(
+                std::fs::File::open(&p).expect("open"),
+            ));
+            let mut r = dec.read_info().expect("png");
+            let mut buf = vec![0; r.output_buffer_size().expect("size")];
+            let info = r.next_frame(&mut buf).expect("frame");
+            assert_eq!((info.width, info.height), (w, h));
+            let px = &buf[..info.buffer_size()];
+            let dark = px.chunks(3).filter(|c| c.iter().all(|&v| v < 80)).count();
+            let blue = px.chunks(3).filter(|c| c == &[31, 119, 180]).count();
+            // Axes, tick labels and titles are black; the curves blue.
+            assert!(dark > 2000, "{}: {dark} dark pixels", p.display());
+            assert!(blue > 200, "{}: {blue} blue pixels", p.display());
+        }
+    }
 }

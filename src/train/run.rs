@@ -333,7 +333,16 @@ pub fn train_resnet(
             st.best_epoch = Some(m.epoch);
             st.bad_epochs = 0;
             st.plateau_epochs = 0;
-            plot::roc(&run.join("roc.png"), &vz, &vl)?;
+            plot::roc(
+                &run.join("roc.png"),
+                &format!(
+                    "ResNet-PC {}, validation, epoch {}",
+                    variant.name(),
+                    m.epoch
+                ),
+                &vz,
+                &vl,
+            )?;
         } else {
             st.bad_epochs += 1;
             st.plateau_epochs += 1;
@@ -346,7 +355,11 @@ pub fn train_resnet(
         st.finished = st.epoch >= spec.epochs
             || (spec.early_stopping > 0 && st.bad_epochs >= spec.early_stopping);
         history::write(run, &st.history)?;
-        plot::losses(&run.join("loss.png"), &st.history)?;
+        plot::losses(
+            &run.join("loss.png"),
+            &format!("ResNet-PC {}", variant.name()),
+            &st.history,
+        )?;
         if improved {
             checkpoint::save(run, "best", &model, None, &st)?;
         }
