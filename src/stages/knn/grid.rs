@@ -16,6 +16,11 @@
 //!   prefix of every cell); rings of cells around the query until no unvisited cell can
 //!   hold a point nearer than the k-th best kept.
 //!
+//! Resolutions are searched largest first, and a point whose neighbours at the next larger
+//! resolution all exist at the smaller one keeps that list (the nearest of a superset are the
+//! nearest of the subset): on the sample's jets this takes the four resolutions from about
+//! 900 to 710 µs per jet (`benches/knn.rs`).
+//!
 //! Both give the brute-force answer exactly (tests in `tests.rs`); `benches/knn.rs` times them.
 
 /// A neighbour packed for ordering: `(d² << 16) | index`.
@@ -321,10 +326,24 @@ impl GridKnn {
             let cell = self.cell(rows[i], cols[i]);
             self.occupied[cell] = i as u16;
         }
-        for (r, &lim) in sizes.iter().enumerate() {
-            let need = k_eff[r].saturating_sub(slf);
-            let out = &mut outs[r];
+        // Largest resolution first: a point whose neighbours at the next larger resolution
+        // all exist at this one has the same neighbours here (they are the nearest of a
+        // superset), so its list is copied instead of searched.
+        for r in (0..sizes.len()).rev() {
+            let (lim, ke) = (sizes[r], k_eff[r]);
+            let need = ke.saturating_sub(slf);
+            let (head, tail) = outs.split_at_mut(r + 1);
+            let out = &mut head[r];
+            let larger = match tail.first() {
+                Some(l) if k_eff[r + 1] == ke => &l[..],
+                _ => &[][..],
+            };
             for i in 0..lim {
+                let nb = larger.get(i * ke..(i + 1) * ke).unwrap_or_default();
+                if !nb.is_empty() && nb.iter().all(|&kk| usize::from(key_index(kk)) < lim) {
+                    out.extend_from_slice(nb);
+                    continue;
+                }
                 if include_self {
                     out.push(key(0, i));
                 }

@@ -97,7 +97,10 @@ fn one_walk_serves_every_resolution_exactly() {
         // Prefix sizes as the point-cloud stage makes them, including ones below k.
         let mut sizes: Vec<usize> = [2, 10, n / 4, n / 2, n].iter().map(|&s| s.min(n)).collect();
         sizes.sort_unstable();
-        sizes.dedup();
+        // Repeated sizes occur when a jet has fewer points than a resolution.
+        if case % 2 == 0 {
+            sizes.dedup();
+        }
         for (k, include_self) in [(16, false), (5, true)] {
             let mut outs = vec![Vec::new(); sizes.len()];
             let mut k_eff = vec![0; sizes.len()];
