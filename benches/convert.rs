@@ -178,6 +178,7 @@ fn knn_encodings(out: &Path) {
     let opts = ShardOptions {
         row_group_size: 1024,
         zstd_level: 3,
+        plain_lists: vec!["tracks".into(), "ecal".into(), "hcal".into()],
     };
     let used = opts.properties().expect("properties");
     let knn = ColumnPath::new(vec!["knn".into(), "list".into(), "item".into()]);

@@ -325,6 +325,7 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
         ShardOptions {
             row_group_size: cfg.sink.row_group_size,
             zstd_level: cfg.sink.zstd_level,
+            plain_lists: cfg.source.channels.clone(),
         },
         jets_schema(cfg),
         points_schema(cfg),
