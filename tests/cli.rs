@@ -80,6 +80,7 @@ fn preview_draws_channels_and_points_side_by_side() {
         .read_info()
         .unwrap();
     let info = reader.info();
-    // 3 channels + 2 point panels of 125 × 2 pixels plus 4-pixel gaps; 2 rows.
-    assert_eq!((info.width, info.height), (5 * 254, 2 * 254));
+    // 3 channels + 2 point panels of 125 × 2 pixels plus 4-pixel gaps; a 24-pixel title
+    // strip and 2 rows.
+    assert_eq!((info.width, info.height), (5 * 254, 24 + 2 * 254));
 }
