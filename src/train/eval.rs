@@ -50,7 +50,11 @@ pub fn eval(run_dir: &Path, dataset: Option<&Path>, subset: Option<Subset>) -> R
             ModelSpec::FeaturesBaseline => "features baseline".into(),
         },
         subset.map_or("all jets".into(), |s| format!("{s:?} jets").to_lowercase()),
-        dataset.unwrap_or(&spec.loader.dataset).display()
+        dataset
+            .unwrap_or(&spec.loader.dataset)
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
     );
     write(run_dir, &title, &logits, &labels, &ids)
 }
