@@ -16,7 +16,7 @@ pub struct RunArgs {
     /// Skip this many jets first (overrides source.offset).
     #[arg(long)]
     pub offset: Option<u64>,
-    /// Worker threads (overrides engine.threads; 0 = one per core).
+    /// Worker threads (overrides engine.threads; 0 = one per core less one for the writer).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Output directory (overrides sink.path).

@@ -322,7 +322,8 @@ pub struct SinkConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct EngineConfig {
-    /// Worker threads for the CPU stages; 0 = one per core. Default: 0.
+    /// Worker threads for the CPU stages; 0 = one per core less one for the Parquet writer
+    /// thread (at least one). Default: 0.
     #[serde(default)]
     #[garde(range(max = 1024))]
     pub threads: usize,
