@@ -35,17 +35,13 @@ pub struct Figure {
 impl Figure {
     /// A white `w`×`h` figure.
     pub fn new(w: u32, h: u32) -> Result<Self> {
-        fonts()?;
-        Ok(Self {
-            px: vec![255; (w * h * 3) as usize],
-            w,
-            h,
-        })
+        Self::from_pixels(vec![255; (w * h * 3) as usize], w, h)
     }
 
-    /// Registers the bundled font (for a figure built from its own pixels).
-    pub fn fonts(&self) -> Result<()> {
-        fonts()
+    /// A figure over existing RGB pixels (`w`×`h`, row-major).
+    pub fn from_pixels(px: Vec<u8>, w: u32, h: u32) -> Result<Self> {
+        fonts()?;
+        Ok(Self { px, w, h })
     }
 
     /// Draws on the figure; errors name `path`.

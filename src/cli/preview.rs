@@ -161,12 +161,7 @@ pub fn preview(args: PreviewArgs) -> Result<PathBuf> {
     let mut titles: Vec<String> = src.channels.clone();
     titles.push(format!("points {lo}"));
     titles.push(format!("points {hi}"));
-    let mut fig = Figure {
-        px: img,
-        w: w as u32,
-        h: h as u32,
-    };
-    fig.fonts()?;
+    let mut fig = Figure::from_pixels(img, w as u32, h as u32)?;
     fig.draw(&out, |root| -> DrawResult {
         let style = (FONT, 15).into_font().color(&WHITE);
         for (k, t) in titles.iter().enumerate() {

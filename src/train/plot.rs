@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::plot::{DrawResult, FONT, Figure, e};
 use crate::train::history::EpochMetrics;
 use crate::train::metrics::{auc, roc as roc_curve};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -15,6 +16,21 @@ const GREY: RGBColor = RGBColor(150, 150, 150);
 
 /// A named curve: (legend, colour, points).
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
+/// Draws the legend of `chart`'s labelled series at `pos` in a boxed `size`-point font.
+fn legend<'a, 'b: 'a>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    pos: SeriesLabelPosition,
+    size: u32,
+) -> DrawResult {
+    e(chart
+        .configure_series_labels()
+        .position(pos)
+        .label_font((FONT, size))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw())
+}
 
 /// Writes the ROC curve of `scores` (any monotonic score, e.g. logits) for `labels`
 /// (1 = positive class as stored in the file), titled `title`.
@@ -48,13 +64,7 @@ pub fn roc(path: &Path, title: &str, scores: &[f32], labels: &[i8]) -> Result<()
         e(chart.draw_series(LineSeries::new(curve, BLUE.stroke_width(2))))?
             .label(format!("AUC {area} ({n} jets)"))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-        e(chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw())
+        legend(&mut chart, SeriesLabelPosition::LowerRight, 15)
     })?;
     fig.write(path)
 }
@@ -108,13 +118,7 @@ pub fn losses(path: &Path, title: &str, history: &[EpochMetrics]) -> Result<()> 
                     .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
                 e(chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, colour.filled()))))?;
             }
-            e(chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font((FONT, 14))
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK)
-                .draw())
+            legend(&mut chart, SeriesLabelPosition::UpperRight, 14)
         };
         let pts = |f: &dyn Fn(&EpochMetrics) -> Option<f64>| -> Vec<(f64, f64)> {
             history

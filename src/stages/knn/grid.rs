@@ -19,7 +19,7 @@
 //! Resolutions are searched largest first, and a point whose neighbours at the next larger
 //! resolution all exist at the smaller one keeps that list (the nearest of a superset are the
 //! nearest of the subset): on the sample's jets this takes the four resolutions from about
-//! 900 to 710 µs per jet (`benches/knn.rs`).
+//! 900 to 700 µs per jet (`benches/knn.rs` at commit c16cfaf and after).
 //!
 //! Both give the brute-force answer exactly (tests in `tests.rs`); `benches/knn.rs` times them.
 
