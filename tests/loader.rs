@@ -191,6 +191,48 @@ fn sequential_read_gives_every_stored_jet_padded_and_masked() {
 }
 
 #[test]
+fn derived_point_index_and_jet_fractions_match_the_stored_points() {
+    let f = fixture();
+    let yaml = format!(
+        "loader:\n  dataset: \"{}\"\n  resolution: {R}\n  features: [eta, {{column: point_index, transforms: [{{scale: 0.5}}]}}, {{column: tracks, transforms: [{{scale: 3.0}}, jet_fraction]}}]\n  batch_size: 9\n  shuffle: false\n",
+        f.out.display()
+    );
+    let loader = Loader::open(&parse_loader(&yaml, "test.yaml").unwrap()).unwrap();
+    let r = R as usize;
+    let (mut seen, mut fractions) = (0, 0);
+    for b in epoch(&loader, 0) {
+        assert_eq!(b.features, 3);
+        for (i, id) in b.jet_ids.iter().enumerate() {
+            let s = &f.jets[id];
+            // Independent sum in f64 of the stored values.
+            let sum: f64 = s.tracks.iter().map(|&x| 3.0 * f64::from(x)).sum();
+            for p in 0..r {
+                let got = &b.points[(i * r + p) * 3..][..3];
+                if p < s.n {
+                    assert_eq!(got[..2], [s.eta[p], p as f32 * 0.5], "jet {id} point {p}");
+                    let want = if sum > 0.0 {
+                        3.0 * f64::from(s.tracks[p]) / sum
+                    } else {
+                        0.0
+                    };
+                    assert!(
+                        (f64::from(got[2]) - want).abs() < 1e-6,
+                        "jet {id} point {p}: {} vs {want}",
+                        got[2]
+                    );
+                    fractions += usize::from(want > 0.0);
+                } else {
+                    assert_eq!(got, [0.0; 3], "jet {id} padding point {p}");
+                }
+            }
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, JETS);
+    assert!(fractions > 100);
+}
+
+#[test]
 fn shuffled_batches_are_correct_and_recycled_buffers_are_cleared() {
     let loader = Loader::open(&spec("  prefetch: 3\n")).unwrap();
     for e in 0..2 {

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::loader::decode::Decoded;
-use crate::loader::preprocess::Op;
+use crate::loader::preprocess::{Op, apply_jet};
 
 /// One batch. Row-major buffers; `b` indexes jets, `p` points, `f` features, `j` neighbours.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -97,7 +97,22 @@ impl Assembler {
         // Point-major: each point's F values are written side by side (sequential stores).
         for (p, out) in pts[..n * nf].chunks_exact_mut(nf).enumerate() {
             for ((o, values), ops) in out.iter_mut().zip(&d.features).zip(&self.ops) {
-                *o = apply(ops, values[first + p]);
+                if !ops.iter().any(|op| op.per_jet()) {
+                    *o = apply(ops, values[first + p]);
+                }
+            }
+        }
+        // Features with per-jet transforms, through a scratch copy of the jet's values.
+        for (f, (values, ops)) in d.features.iter().zip(&self.ops).enumerate() {
+            if ops.iter().any(|op| op.per_jet()) {
+                JET.with_borrow_mut(|v| {
+                    v.clear();
+                    v.extend_from_slice(&values[first..first + n]);
+                    apply_jet(ops, v);
+                    for (p, &x) in v.iter().enumerate() {
+                        pts[p * nf + f] = x;
+                    }
+                });
             }
         }
         pts[n * nf..].fill(0.0);
@@ -115,6 +130,11 @@ impl Assembler {
         }
         Ok(())
     }
+}
+
+thread_local! {
+    /// One feature of one jet, for per-jet transforms.
+    static JET: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[inline]

@@ -38,6 +38,17 @@ pub struct Decoded {
     pub knn: Option<(Vec<u16>, Vec<u16>)>,
 }
 
+/// A per-point feature the loader derives instead of reading: the point's position in the
+/// jet's stored order (0, 1, …, n−1; points are stored by descending energy rank). A
+/// convolutional model that pools globally cannot count the real points of a padded jet;
+/// with this feature, a max pool over it gives n−1, the jet's point multiplicity.
+pub const POINT_INDEX: &str = "point_index";
+
+/// Whether `name` is a feature the loader derives rather than a stored column.
+pub fn is_derived(name: &str) -> bool {
+    name == POINT_INDEX
+}
+
 /// Names of the columns to decode.
 #[derive(Debug, Clone)]
 pub struct Wanted {
@@ -201,6 +212,14 @@ pub fn decode(
     let total = starts[rows];
     let mut features = Vec::with_capacity(want.features.len());
     for name in &want.features {
+        if name == POINT_INDEX {
+            let mut v = Vec::with_capacity(total);
+            for &n in &n_points {
+                v.extend((0..n).map(f32::from));
+            }
+            features.push(v);
+            continue;
+        }
         let (v, _) = read_col(&reader, leaf(name)?, rows, total, |x| x as f32, Some(|v| v))
             .map_err(|e| err(name, &e))?;
         if v.len() != total {

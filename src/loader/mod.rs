@@ -99,6 +99,7 @@ impl Loader {
             .iter()
             .map(String::as_str)
             .chain(["jet_id", "label", "n_points"])
+            .filter(|n| !decode::is_derived(n))
         {
             ds.column(n)?;
         }

@@ -1,5 +1,5 @@
-//! Per-feature preprocessing, like weaver's `inputs`: `log1p`, `scale`, `clip` and
-//! `standardise`, applied in the order given. Standardisation uses the median and the 16th/84th
+//! Per-feature preprocessing, like weaver's `inputs`: `log1p`, `scale`, `clip`,
+//! `jet_fraction` and `standardise`, applied in the order given. Standardisation uses the median and the 16th/84th
 //! percentiles of the feature (after the transforms before it) over real points, computed once
 //! over a deterministic fraction of the selected jets and cached in the dataset's manifest
 //! (`stats`), so later runs and other ranks read them instead of recomputing.
@@ -22,6 +22,11 @@ pub enum Transform {
     Scale(f32),
     /// x → min(max(x, lo), hi).
     Clip([f32; 2]),
+    /// x → x / Σ x over the jet's stored points (at the loaded resolution, after the
+    /// transforms before it), like ParticleNet's E/E_jet inputs: a max-pooling network cannot
+    /// sum, so jet-normalised shapes (leading fraction, pT_D) need this. A jet whose sum is 0
+    /// gives 0.
+    JetFraction,
     /// x → (x − median) / ((p84 − p16) / 2); the statistics come from the dataset (cached).
     #[serde(alias = "standardize")]
     Standardise,
@@ -36,17 +41,25 @@ pub enum Op {
     Affine { sub: f32, mul: f32 },
     /// Clamp to [lo, hi].
     Clip { lo: f32, hi: f32 },
+    /// Divide by the jet's sum: needs the whole jet, so only [`apply_jet`] applies it.
+    JetFraction,
 }
 
 impl Op {
-    /// Applies the transform.
+    /// Applies a per-value transform ([`Op::JetFraction`] is per jet: see [`apply_jet`]).
     #[inline]
     pub fn apply(self, x: f32) -> f32 {
         match self {
             Op::Log1p => x.ln_1p(),
             Op::Affine { sub, mul } => (x - sub) * mul,
             Op::Clip { lo, hi } => x.clamp(lo, hi),
+            Op::JetFraction => unreachable!("jet_fraction is applied per jet by apply_jet"),
         }
+    }
+
+    /// Whether the op needs the whole jet.
+    pub fn per_jet(self) -> bool {
+        self == Op::JetFraction
     }
 
     /// The op of a transform that needs no statistics.
@@ -55,7 +68,32 @@ impl Op {
             Transform::Log1p => Some(Op::Log1p),
             Transform::Scale(f) => Some(Op::Affine { sub: 0.0, mul: f }),
             Transform::Clip([lo, hi]) => Some(Op::Clip { lo, hi }),
+            Transform::JetFraction => Some(Op::JetFraction),
             Transform::Standardise => None,
+        }
+    }
+}
+
+/// Applies `ops` in order to one jet's values of a feature, in place: per-value ops point by
+/// point, [`Op::JetFraction`] over the whole jet.
+pub fn apply_jet(ops: &[Op], values: &mut [f32]) {
+    let mut from = 0;
+    for (i, op) in ops.iter().enumerate() {
+        if op.per_jet() {
+            elementwise(&ops[from..i], values);
+            let sum: f32 = values.iter().sum();
+            let inv = if sum != 0.0 { 1.0 / sum } else { 0.0 };
+            values.iter_mut().for_each(|x| *x *= inv);
+            from = i + 1;
+        }
+    }
+    elementwise(&ops[from..], values);
+}
+
+fn elementwise(ops: &[Op], values: &mut [f32]) {
+    if !ops.is_empty() {
+        for x in values {
+            *x = ops.iter().fold(*x, |x, op| op.apply(x));
         }
     }
 }
@@ -119,7 +157,9 @@ pub fn compute_stats(
     scope: StatsScope,
     keep: &dyn Fn(u64) -> bool,
 ) -> Result<FeatureStats> {
-    ds.column(column)?;
+    if !crate::loader::decode::is_derived(column) {
+        ds.column(column)?;
+    }
     // The loader's own row-group decoding: one column, flat values sliced by `n_points`.
     let want = Wanted {
         features: vec![column.to_string()],
@@ -134,12 +174,9 @@ pub fn compute_stats(
                 continue;
             }
             jets += 1;
-            let points = &d.features[0][d.starts[row]..d.starts[row + 1]];
-            values.extend(
-                points
-                    .iter()
-                    .map(|&x| before.iter().fold(x, |x, op| op.apply(x))),
-            );
+            let from = values.len();
+            values.extend_from_slice(&d.features[0][d.starts[row]..d.starts[row + 1]]);
+            apply_jet(before, &mut values[from..]);
         }
     }
     if values.is_empty() {
@@ -198,6 +235,22 @@ mod tests {
             assert!((got - want).abs() < 1e-5, "q={q}: {got} != {want}");
         }
         assert_eq!(quantile(&mut [7.0], 0.84), 7.0);
+    }
+
+    #[test]
+    fn jet_fraction_divides_by_the_jets_sum_after_the_ops_before_it() {
+        let t: Vec<Transform> =
+            serde_saphyr::from_str("[{scale: 2.0}, jet_fraction, {scale: 10.0}]").unwrap();
+        let ops = resolve(&t, &mut |_, _| unreachable!()).unwrap();
+        let mut v = [1.0f32, 3.0, 0.0, 4.0];
+        apply_jet(&ops, &mut v);
+        // 2·x / Σ 2·x = x / 8, then ×10.
+        assert_eq!(v, [1.25, 3.75, 0.0, 5.0]);
+        let mut zeros = [0.0f32; 3];
+        apply_jet(&ops, &mut zeros);
+        assert_eq!(zeros, [0.0; 3]);
+        let mut none: [f32; 0] = [];
+        apply_jet(&ops, &mut none);
     }
 
     #[test]

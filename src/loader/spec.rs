@@ -20,6 +20,8 @@ pub struct LoaderSpec {
     #[garde(range(min = 1, max = 65535))]
     pub resolution: u32,
     /// Per-point features in order: a column name, or `{column: NAME, transforms: [...]}`.
+    /// Besides the points table's columns, `point_index` is derived: the point's position
+    /// in the energy order (0 … n−1), e.g. `{column: point_index, transforms: [{scale: 0.001}]}`.
     #[serde(default = "default_features")]
     #[garde(length(min = 1, max = 64), dive)]
     pub features: Vec<FeatureSpec>,
