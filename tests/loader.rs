@@ -233,6 +233,63 @@ fn derived_point_index_and_jet_fractions_match_the_stored_points() {
 }
 
 #[test]
+fn reflect_negates_a_random_half_of_the_jets_per_epoch_reproducibly() {
+    let f = fixture();
+    let yaml = |extra: &str| {
+        format!(
+            "loader:\n  dataset: \"{}\"\n  resolution: {R}\n  features: [tracks, {{column: eta, transforms: [{{scale: 2.0}}]}}]\n  batch_size: 9\n  shuffle: false\n{extra}",
+            f.out.display()
+        )
+    };
+    let loader =
+        Loader::open(&parse_loader(&yaml("  reflect: [eta]\n"), "test.yaml").unwrap()).unwrap();
+    let r = R as usize;
+    // Sign of each jet with a nonzero η in an epoch (+1 or −1), checking every point.
+    let signs = |e: u64| -> HashMap<u64, f32> {
+        let mut out = HashMap::new();
+        for b in epoch(&loader, e) {
+            for (i, id) in b.jet_ids.iter().enumerate() {
+                let s = &f.jets[id];
+                let got = |p: usize| &b.points[(i * r + p) * 2..][..2];
+                let Some(p0) = (0..s.n).find(|&p| s.eta[p] != 0.0) else {
+                    continue;
+                };
+                let sign = got(p0)[1] / (2.0 * s.eta[p0]);
+                assert!(sign == 1.0 || sign == -1.0, "jet {id}: {sign}");
+                for p in 0..s.n {
+                    assert_eq!(
+                        got(p),
+                        [s.tracks[p], sign * 2.0 * s.eta[p]],
+                        "jet {id} point {p}"
+                    );
+                }
+                out.insert(*id, sign);
+            }
+        }
+        out
+    };
+    let (e0, e0_again, e1) = (signs(0), signs(0), signs(1));
+    assert_eq!(e0, e0_again);
+    assert!(e0.len() > 150);
+    let flipped = e0.values().filter(|&&x| x < 0.0).count();
+    assert!(
+        (e0.len() * 3 / 10..e0.len() * 7 / 10).contains(&flipped),
+        "{flipped} of {}",
+        e0.len()
+    );
+    let changed = e0.iter().filter(|(id, s)| e1[*id] != **s).count();
+    assert!(
+        (e0.len() * 3 / 10..e0.len() * 7 / 10).contains(&changed),
+        "{changed} of {}",
+        e0.len()
+    );
+    let err = parse_loader(&yaml("  reflect: [phi]\n"), "test.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`phi` is not one of the features"), "{err}");
+}
+
+#[test]
 fn shuffled_batches_are_correct_and_recycled_buffers_are_cleared() {
     let loader = Loader::open(&spec("  prefetch: 3\n")).unwrap();
     for e in 0..2 {
@@ -285,7 +342,7 @@ fn ranks_cover_every_jet_exactly_once_for_world_sizes_1_to_4() {
 
 #[test]
 fn resume_at_random_points_continues_with_the_same_batches() {
-    let s = spec("  seed: 11\n  prefetch: 2\n  world_size: 2\n  rank: 1\n");
+    let s = spec("  seed: 11\n  prefetch: 2\n  world_size: 2\n  rank: 1\n  reflect: [eta]\n");
     let loader = Loader::open(&s).unwrap();
     let mut rng = Rng(77);
     for e in [0u64, 4] {

@@ -206,3 +206,17 @@ fn committed_training_and_loader_yamls_are_valid() {
         jetpipe::loader::spec::load_loader(&root().join("pipelines/qg1024_loader.yaml")).unwrap();
     assert_eq!((l.resolution, l.features.len()), (1024, 5));
 }
+
+#[test]
+fn only_the_training_loader_reflects() {
+    let text = yaml(Path::new("/tmp/x"), "").replace(
+        "    neighbours: false\n",
+        "    neighbours: false\n    reflect: [eta, phi]\n",
+    );
+    let spec = parse_train(&text, "t.yaml").unwrap();
+    use jetpipe::loader::Subset;
+    assert_eq!(spec.loader_for(Subset::Train).reflect, ["eta", "phi"]);
+    for s in [Subset::Val, Subset::Test] {
+        assert!(spec.loader_for(s).reflect.is_empty(), "{s:?}");
+    }
+}

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::loader::decode::Decoded;
+use crate::loader::plan::mix64;
 use crate::loader::preprocess::{Op, apply_jet};
 
 /// One batch. Row-major buffers; `b` indexes jets, `p` points, `f` features, `j` neighbours.
@@ -71,6 +72,10 @@ pub struct Assembler {
     pub k: usize,
     /// Transforms of each feature.
     pub ops: Vec<Vec<Op>>,
+    /// Features negated for a random half of the jets each epoch (`reflect`), and the seed.
+    pub reflect: Vec<bool>,
+    /// Seed of the reflections.
+    pub seed: u64,
 }
 
 impl Assembler {
@@ -79,8 +84,26 @@ impl Assembler {
         out.reset(size, self.res, self.ops.len(), self.k);
     }
 
-    /// Writes row `row` of `d` as jet `b` of `out`.
-    pub fn put(&self, d: &Decoded, row: usize, b: usize, out: &mut Batch) -> Result<()> {
+    /// The sign of each feature of jet `id` in `epoch`: −1 for a reflected one.
+    pub fn signs(&self, id: u64, epoch: u64) -> Vec<f32> {
+        (0..self.ops.len())
+            .map(|f| {
+                let reflect = self.reflect.get(f).copied().unwrap_or(false);
+                let h = mix64(id ^ mix64(self.seed ^ mix64(epoch ^ mix64(f as u64 + 0x5EF1))));
+                if reflect && h >> 63 == 1 { -1.0 } else { 1.0 }
+            })
+            .collect()
+    }
+
+    /// Writes row `row` of `d` as jet `b` of `out` (reflections of `epoch`).
+    pub fn put(
+        &self,
+        d: &Decoded,
+        row: usize,
+        b: usize,
+        epoch: u64,
+        out: &mut Batch,
+    ) -> Result<()> {
         let (r, nf) = (self.res, self.ops.len());
         let n = d.n_points[row] as usize;
         if n > r {
@@ -94,11 +117,18 @@ impl Assembler {
         out.n_points.push(n as u16);
         let pts = &mut out.points[b * r * nf..(b + 1) * r * nf];
         let first = d.starts[row];
+        let signs = if self.reflect.iter().any(|&x| x) {
+            self.signs(d.jet_ids[row], epoch)
+        } else {
+            vec![1.0; nf]
+        };
         // Point-major: each point's F values are written side by side (sequential stores).
         for (p, out) in pts[..n * nf].chunks_exact_mut(nf).enumerate() {
-            for ((o, values), ops) in out.iter_mut().zip(&d.features).zip(&self.ops) {
+            for (((o, values), ops), &sign) in
+                out.iter_mut().zip(&d.features).zip(&self.ops).zip(&signs)
+            {
                 if !ops.iter().any(|op| op.per_jet()) {
-                    *o = apply(ops, values[first + p]);
+                    *o = apply(ops, sign * values[first + p]);
                 }
             }
         }
@@ -107,7 +137,7 @@ impl Assembler {
             if ops.iter().any(|op| op.per_jet()) {
                 JET.with_borrow_mut(|v| {
                     v.clear();
-                    v.extend_from_slice(&values[first..first + n]);
+                    v.extend(values[first..first + n].iter().map(|&x| signs[f] * x));
                     apply_jet(ops, v);
                     for (p, &x) in v.iter().enumerate() {
                         pts[p * nf + f] = x;

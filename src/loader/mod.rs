@@ -124,6 +124,12 @@ impl Loader {
             asm: Arc::new(Assembler {
                 res: spec.resolution as usize,
                 k: k.unwrap_or(0),
+                reflect: spec
+                    .features
+                    .iter()
+                    .map(|f| spec.reflect.iter().any(|r| r == f.column()))
+                    .collect(),
+                seed: spec.seed,
                 ops,
             }),
             ds,
@@ -210,6 +216,7 @@ impl Loader {
             samples,
             batches,
             pool: self.pool.1.clone(),
+            epoch: state.epoch,
         };
         Ok(Epoch {
             prefetch: Prefetch::start(job, s.prefetch),

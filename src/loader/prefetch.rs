@@ -37,6 +37,8 @@ pub struct Job {
     pub batches: Vec<Range<usize>>,
     /// Spare batches to reuse.
     pub pool: Receiver<Batch>,
+    /// The epoch (for the reflections).
+    pub epoch: u64,
 }
 
 enum Slot {
@@ -168,7 +170,8 @@ impl Shared {
             let at = decoded
                 .binary_search_by_key(&s.rg, |(rg, _)| *rg)
                 .expect("decoded");
-            j.asm.put(&decoded[at].1, s.row as usize, b, &mut batch)?;
+            j.asm
+                .put(&decoded[at].1, s.row as usize, b, j.epoch, &mut batch)?;
         }
         drop(decoded);
         self.release(&rgs);

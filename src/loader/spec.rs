@@ -61,6 +61,14 @@ pub struct LoaderSpec {
     #[serde(default = "default_prefetch")]
     #[garde(range(min = 1, max = 64))]
     pub prefetch: usize,
+    /// Augmentation: each listed feature column is negated (before its transforms) for a
+    /// random half of the jets, independently per column, jet and epoch — for the centred
+    /// coordinates `eta` and `phi`, a reflection of the jet about its axis. The sign is a hash
+    /// of (seed, epoch, jet id, column), so resumed runs see the same. Training only:
+    /// validation and evaluation load the jets as stored.
+    #[serde(default)]
+    #[garde(custom(|r: &Vec<String>, _: &()| reflect_features(r, &self.features)))]
+    pub reflect: Vec<String>,
     /// Load the kNN neighbour lists (when the dataset has them).
     #[serde(default = "yes")]
     #[garde(skip)]
@@ -158,6 +166,20 @@ impl SplitSpec {
             Subset::Test => u >= self.train + self.val,
         }
     }
+}
+
+fn reflect_features(reflect: &[String], features: &[FeatureSpec]) -> garde::Result {
+    for (i, r) in reflect.iter().enumerate() {
+        if !features.iter().any(|f| f.column() == r) {
+            return Err(garde::Error::new(format!(
+                "`{r}` is not one of the features"
+            )));
+        }
+        if reflect[..i].contains(r) {
+            return Err(garde::Error::new(format!("`{r}` is listed twice")));
+        }
+    }
+    Ok(())
 }
 
 fn rank_below(rank: usize, world: usize) -> garde::Result {

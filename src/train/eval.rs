@@ -71,6 +71,7 @@ fn eval_loader(
     }
     // Every selected jet once, in order (also for --subset train).
     (l.shuffle, l.drop_last, l.rank, l.world_size) = (false, false, 0, 1);
+    l.reflect.clear();
     if let Some(d) = dataset {
         l.dataset = d.to_path_buf();
     }

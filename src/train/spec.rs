@@ -215,8 +215,9 @@ impl TrainSpec {
         l.split = Some(split(subset));
         l.stats_from = Some(split(crate::loader::Subset::Train));
         if subset != crate::loader::Subset::Train {
-            // Validation and test: every jet once, in order, on every rank.
+            // Validation and test: every jet once, in order, on every rank, as stored.
             l.shuffle = false;
+            l.reflect.clear();
             l.drop_last = false;
             l.rank = 0;
             l.world_size = 1;
