@@ -13,7 +13,9 @@ as the Rust loader (``jetpipe::loader``) gives for a sequential read (``shuffle:
     knn_k      uint16  [B]        neighbour j of point p is real iff mask[b, p] and j < knn_k[b]
 
 Features are returned as stored: the loader YAML's transforms (log1p, scale, clip,
-standardise) are not applied here (``standardise_stats`` gives the cached statistics).
+jet_fraction, standardise) and ``reflect`` are not applied here (``standardise_stats`` gives
+the cached statistics). The derived feature ``point_index`` (the point's position in the
+jet, 0 … n−1) is supported, as in the Rust loader.
 ``read_all`` reads each shard once; ``batch(i)`` (and so ``JetpipeIterable``) re-reads the
 shards a batch touches, which suits random access rather than whole epochs.
 
@@ -154,7 +156,7 @@ class JetpipeReader:
         return len(self.batches)
 
     def _columns(self):
-        cols = ["jet_id", "label", "n_points"] + self.features
+        cols = ["jet_id", "label", "n_points"] + [f for f in self.features if f != "point_index"]
         if self.k:
             cols += ["knn", "knn_k"]
         return list(dict.fromkeys(cols))
@@ -197,6 +199,9 @@ class JetpipeReader:
             "n_points": n.astype(np.uint16),
         }
         for j, name in enumerate(self.features):
+            if name == "point_index":
+                out["points"][jet, point, j] = point.astype(np.float32)
+                continue
             col = t[name].combine_chunks()
             out["points"][jet, point, j] = col.flatten().to_numpy().astype(np.float32)
         out["mask"][jet, point] = 1

@@ -52,6 +52,11 @@ for name, flat in want.items():
 # Batch-by-batch reads give the same as the one-pass read.
 b3 = reader.batch(3)
 assert all(np.array_equal(b3[n], got[3][n]) for n in b3)
+# The derived point_index feature: 0 … n−1 on real points, 0 on padding; eta as above.
+pi = next(jr.JetpipeReader(dataset, R, features=["point_index", "eta"], batch_size=B).read_all())
+ar = np.arange(R, dtype=np.float32)[None, :] * got[0]["mask"]
+assert np.array_equal(pi["points"][..., 0], ar), "point_index differs"
+assert np.array_equal(pi["points"][..., 1], got[0]["points"][..., 3]), "eta differs"
 n_padded = int((want["n_points"] < R).sum())
 print(f"loader_check: {len(got)} batches, {len(want['jet_ids'])} jets ({n_padded} padded) equal")
 
