@@ -176,6 +176,33 @@ fn features_baseline_trains_on_the_jets_table() {
     );
     let all = jetpipe::train::eval::eval(&run_dir, None, None).unwrap();
     assert_eq!(all.jets, 64);
+    // Compare: the run against itself has Δ = 0 exactly and the eval AUC; the figure has one
+    // curve per run (blue, then orange).
+    let out = dir.path().join("roc_compare.png");
+    let rows = jetpipe::train::compare::run_compare(&[run_dir.clone(), run_dir.clone()], &out, 50)
+        .unwrap();
+    assert!((rows[1].auc - all.auc.unwrap()).abs() < 1e-9);
+    assert_eq!(
+        (rows[1].delta, rows[1].delta_err, rows[1].p_better),
+        (0.0, 0.0, 0.0)
+    );
+    let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&out).unwrap()));
+    let mut r = dec.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size().unwrap()];
+    let info = r.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (640, 600));
+    let px = &buf[..info.buffer_size()];
+    let count = |rgb: [u8; 3]| px.chunks(3).filter(|c| c == &rgb).count();
+    assert!(count([255, 127, 14]) > 100, "no orange curve");
+    // A run without predictions is named.
+    let e =
+        jetpipe::train::compare::run_compare(&[run_dir.clone(), dir.path().join("none")], &out, 5)
+            .unwrap_err()
+            .to_string();
+    assert!(
+        e.contains("none/predictions.parquet") && e.contains("pipeline eval"),
+        "{e}"
+    );
 }
 
 #[test]

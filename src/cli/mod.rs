@@ -61,6 +61,10 @@ pub enum Command {
     /// Score a dataset with a training run's best model into RUN/predictions.parquet.
     #[cfg(feature = "train")]
     Eval(train::EvalArgs),
+    /// Compare runs scored on the same jets: AUCs with bootstrap errors, paired differences to
+    /// the first run, and every ROC curve in one PNG.
+    #[cfg(feature = "train")]
+    Compare(train::CompareArgs),
     /// Draw the first jets of a dataset (channels and kept points, side by side) into a PNG.
     Preview(preview::PreviewArgs),
     /// Print the JSON Schema of the pipeline YAML and the table contracts, or write them.
@@ -89,6 +93,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Train(args) => train::train(args),
         #[cfg(feature = "train")]
         Command::Eval(args) => train::eval(args),
+        #[cfg(feature = "train")]
+        Command::Compare(args) => train::compare(args),
         Command::Preview(args) => preview::preview(args).map(|_| ()),
         Command::Schema { write } => schema::schema(write.as_deref()),
     }

@@ -1,5 +1,6 @@
-//! `pipeline train T.yaml [--resume]` and `pipeline eval RUN`: train a model from a training
-//! YAML into its run directory, and score a dataset with a run's best model.
+//! `pipeline train T.yaml [--resume]`, `pipeline eval RUN` and `pipeline compare RUN…`: train
+//! a model from a training YAML into its run directory, score a dataset with a run's best
+//! model, and compare the scores of several runs.
 
 use crate::error::{Error, Result};
 use crate::loader::Subset;
@@ -31,6 +32,26 @@ pub struct EvalArgs {
     /// Jets to score: test, val, train (the run's split) or all.
     #[arg(long, default_value = "test")]
     pub subset: String,
+}
+
+/// Arguments of `pipeline compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Run directories with `predictions.parquet` from `pipeline eval` on the same jets; the
+    /// first is the reference (e.g. the features baseline).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// The ROC figure of every run.
+    #[arg(long, default_value = "roc_compare.png")]
+    pub out: PathBuf,
+    /// Bootstrap resamples for the standard errors.
+    #[arg(long, default_value_t = 500)]
+    pub bootstrap: usize,
+}
+
+/// Runs `pipeline compare`.
+pub fn compare(args: CompareArgs) -> Result<()> {
+    crate::train::compare::run_compare(&args.runs, &args.out, args.bootstrap.max(2)).map(|_| ())
 }
 
 /// Runs `pipeline train`.

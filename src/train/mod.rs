@@ -1,9 +1,10 @@
 //! Training with Burn (the `train` feature): the loader's Burn adapter, ResNet-PC, the
-//! features baseline, the training loop with metrics, plots, checkpoints and resume, and
-//! evaluation into a predictions table.
+//! features baseline, the training loop with metrics, plots, checkpoints and resume,
+//! evaluation into a predictions table, and the comparison of runs.
 
 pub mod baseline;
 pub mod checkpoint;
+pub mod compare;
 pub mod eval;
 pub mod history;
 pub mod metrics;

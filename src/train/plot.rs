@@ -35,9 +35,28 @@ fn legend<'a, 'b: 'a>(
 /// Writes the ROC curve of `scores` (any monotonic score, e.g. logits) for `labels`
 /// (1 = positive class as stored in the file), titled `title`.
 pub fn roc(path: &Path, title: &str, scores: &[f32], labels: &[i8]) -> Result<()> {
-    let curve = roc_curve(scores, labels);
     let area = auc(scores, labels).map_or("-".into(), |a| format!("{a:.4}"));
     let n = labels.iter().filter(|&&l| l >= 0).count();
+    roc_curves(
+        path,
+        title,
+        &[(format!("AUC {area} ({n} jets)"), roc_curve(scores, labels))],
+    )
+}
+
+/// Colours of successive curves (matplotlib's tab10).
+const PALETTE: [RGBColor; 6] = [
+    BLUE,
+    ORANGE,
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// Writes ROC curves `(legend, points)` into one figure titled `title`, with the
+/// random-guess diagonal.
+pub fn roc_curves(path: &Path, title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Result<()> {
     let mut fig = Figure::new(640, 600)?;
     fig.draw(path, |root| -> DrawResult {
         e(root.fill(&WHITE))?;
@@ -61,9 +80,12 @@ pub fn roc(path: &Path, title: &str, scores: &[f32], labels: &[i8]) -> Result<()
         )))?
         .label("random guess")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], GREY));
-        e(chart.draw_series(LineSeries::new(curve, BLUE.stroke_width(2))))?
-            .label(format!("AUC {area} ({n} jets)"))
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        for (i, (label, curve)) in curves.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
+            e(chart.draw_series(LineSeries::new(curve.iter().copied(), c.stroke_width(2))))?
+                .label(label.as_str())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
+        }
         legend(&mut chart, SeriesLabelPosition::LowerRight, 15)
     })?;
     fig.write(path)
