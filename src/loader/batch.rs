@@ -72,27 +72,47 @@ pub struct Assembler {
     pub k: usize,
     /// Transforms of each feature.
     pub ops: Vec<Vec<Op>>,
-    /// Features negated for a random half of the jets each epoch (`reflect`), and the seed.
-    pub reflect: Vec<bool>,
+    /// Features negated for a random half of the jets each epoch (`reflect`).
+    reflect: Vec<bool>,
     /// Seed of the reflections.
-    pub seed: u64,
+    seed: u64,
+    /// Features with a per-jet transform (`jet_fraction`).
+    jetwise: Vec<bool>,
 }
 
 impl Assembler {
+    /// An assembler of `res` points per jet, `k` neighbours (0: none), the features' `ops`,
+    /// and which features `reflect` with which `seed`.
+    pub fn new(res: usize, k: usize, ops: Vec<Vec<Op>>, reflect: Vec<bool>, seed: u64) -> Self {
+        let jetwise = ops
+            .iter()
+            .map(|o| o.iter().any(|op| op.per_jet()))
+            .collect();
+        Self {
+            res,
+            k,
+            ops,
+            reflect,
+            seed,
+            jetwise,
+        }
+    }
+
     /// Prepares `out` for `size` jets (reusing its buffers).
     pub fn start(&self, out: &mut Batch, size: usize) {
         out.reset(size, self.res, self.ops.len(), self.k);
     }
 
-    /// The sign of each feature of jet `id` in `epoch`: −1 for a reflected one.
-    pub fn signs(&self, id: u64, epoch: u64) -> Vec<f32> {
-        (0..self.ops.len())
-            .map(|f| {
-                let reflect = self.reflect.get(f).copied().unwrap_or(false);
-                let h = mix64(id ^ mix64(self.seed ^ mix64(epoch ^ mix64(f as u64 + 0x5EF1))));
-                if reflect && h >> 63 == 1 { -1.0 } else { 1.0 }
-            })
-            .collect()
+    /// The sign of each feature of jet `id` in `epoch` into `out`: −1 for a reflected one.
+    fn signs(&self, id: u64, epoch: u64, out: &mut Vec<f32>) {
+        out.clear();
+        out.extend((0..self.ops.len()).map(|f| {
+            if !self.reflect.get(f).copied().unwrap_or(false) {
+                return 1.0;
+            }
+            let h = mix64(id ^ mix64(self.seed ^ mix64(epoch ^ mix64(f as u64 + 0x5EF1))));
+            if h >> 63 == 1 { -1.0 } else { 1.0 }
+        }));
     }
 
     /// Writes row `row` of `d` as jet `b` of `out` (reflections of `epoch`).
@@ -117,34 +137,34 @@ impl Assembler {
         out.n_points.push(n as u16);
         let pts = &mut out.points[b * r * nf..(b + 1) * r * nf];
         let first = d.starts[row];
-        let signs = if self.reflect.iter().any(|&x| x) {
-            self.signs(d.jet_ids[row], epoch)
-        } else {
-            vec![1.0; nf]
-        };
-        // Point-major: each point's F values are written side by side (sequential stores).
-        for (p, out) in pts[..n * nf].chunks_exact_mut(nf).enumerate() {
-            for (((o, values), ops), &sign) in
-                out.iter_mut().zip(&d.features).zip(&self.ops).zip(&signs)
-            {
-                if !ops.iter().any(|op| op.per_jet()) {
-                    *o = apply(ops, sign * values[first + p]);
+        SCRATCH.with_borrow_mut(|(signs, jet)| {
+            self.signs(d.jet_ids[row], epoch, signs);
+            // Point-major: each point's F values are written side by side (sequential stores).
+            for (p, out) in pts[..n * nf].chunks_exact_mut(nf).enumerate() {
+                for ((((o, values), ops), &sign), &jw) in out
+                    .iter_mut()
+                    .zip(&d.features)
+                    .zip(&self.ops)
+                    .zip(signs.iter())
+                    .zip(&self.jetwise)
+                {
+                    if !jw {
+                        *o = apply(ops, sign * values[first + p]);
+                    }
                 }
             }
-        }
-        // Features with per-jet transforms, through a scratch copy of the jet's values.
-        for (f, (values, ops)) in d.features.iter().zip(&self.ops).enumerate() {
-            if ops.iter().any(|op| op.per_jet()) {
-                JET.with_borrow_mut(|v| {
-                    v.clear();
-                    v.extend(values[first..first + n].iter().map(|&x| signs[f] * x));
-                    apply_jet(ops, v);
-                    for (p, &x) in v.iter().enumerate() {
+            // Features with per-jet transforms, through a copy of the jet's values.
+            for (f, (values, ops)) in d.features.iter().zip(&self.ops).enumerate() {
+                if self.jetwise[f] {
+                    jet.clear();
+                    jet.extend(values[first..first + n].iter().map(|&x| signs[f] * x));
+                    apply_jet(ops, jet);
+                    for (p, &x) in jet.iter().enumerate() {
                         pts[p * nf + f] = x;
                     }
-                });
+                }
             }
-        }
+        });
         pts[n * nf..].fill(0.0);
         let mask = &mut out.mask[b * r..(b + 1) * r];
         mask[..n].fill(1);
@@ -163,8 +183,10 @@ impl Assembler {
 }
 
 thread_local! {
-    /// One feature of one jet, for per-jet transforms.
-    static JET: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per-thread buffers of `put`: the jet's feature signs, and one feature of the jet for
+    /// per-jet transforms.
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 #[inline]

@@ -121,17 +121,16 @@ impl Loader {
         Ok(Self {
             spec: spec.clone(),
             want: Arc::new(Wanted { features: names, k }),
-            asm: Arc::new(Assembler {
-                res: spec.resolution as usize,
-                k: k.unwrap_or(0),
-                reflect: spec
-                    .features
+            asm: Arc::new(Assembler::new(
+                spec.resolution as usize,
+                k.unwrap_or(0),
+                ops,
+                spec.features
                     .iter()
                     .map(|f| spec.reflect.iter().any(|r| r == f.column()))
                     .collect(),
-                seed: spec.seed,
-                ops,
-            }),
+                spec.seed,
+            )),
             ds,
             layout,
             identity,
