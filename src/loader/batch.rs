@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::loader::decode::Decoded;
 use crate::loader::plan::mix64;
-use crate::loader::preprocess::{Op, apply_jet};
+use crate::loader::preprocess::{Op, apply_jet, apply_ops};
 
 /// One batch. Row-major buffers; `b` indexes jets, `p` points, `f` features, `j` neighbours.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -149,7 +149,7 @@ impl Assembler {
                     .zip(&self.jetwise)
                 {
                     if !jw {
-                        *o = apply(ops, sign * values[first + p]);
+                        *o = apply_ops(ops, sign * values[first + p]);
                     }
                 }
             }
@@ -187,12 +187,4 @@ thread_local! {
     /// per-jet transforms.
     static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
-}
-
-#[inline]
-fn apply(ops: &[Op], mut x: f32) -> f32 {
-    for op in ops {
-        x = op.apply(x);
-    }
-    x
 }

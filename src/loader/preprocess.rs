@@ -90,10 +90,16 @@ pub fn apply_jet(ops: &[Op], values: &mut [f32]) {
     elementwise(&ops[from..], values);
 }
 
+/// Applies per-value `ops` in order to one value.
+#[inline]
+pub fn apply_ops(ops: &[Op], x: f32) -> f32 {
+    ops.iter().fold(x, |x, op| op.apply(x))
+}
+
 fn elementwise(ops: &[Op], values: &mut [f32]) {
     if !ops.is_empty() {
         for x in values {
-            *x = ops.iter().fold(*x, |x, op| op.apply(x));
+            *x = apply_ops(ops, *x);
         }
     }
 }

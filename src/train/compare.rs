@@ -116,7 +116,9 @@ pub fn compare(runs: &[Scored], samples: usize, seed: u64) -> Result<Vec<Row>> {
                 first.run.display()
             ))
         })?;
-    // Bootstrap: the same resampled jets for every run.
+    // Bootstrap: the same resampled jets for every run. The runs share their labels
+    // (checked above), so a one-class resample (no AUC) is skipped for all of them alike and
+    // the per-run vectors stay paired.
     let mut boot = vec![Vec::with_capacity(samples); runs.len()];
     let (mut s, mut l) = (vec![0f32; n], vec![0i8; n]);
     for b in 0..samples {
