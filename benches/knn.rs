@@ -268,6 +268,27 @@ fn median_kth_distance(clouds: &[Cloud]) -> f64 {
 }
 
 fn main() {
+    if std::env::var_os("KNN_GRID_ONLY").is_some() {
+        // Profiling aid: only the grid search, 3 s per size.
+        let mut g = GridKnn::default();
+        let mut keys = Vec::new();
+        for r in [256usize, 1024] {
+            let cl = clouds(r);
+            let start = Instant::now();
+            let mut jets = 0;
+            let mut o = Vec::new();
+            while start.elapsed().as_secs_f64() < 3.0 {
+                for c in &cl {
+                    o.clear();
+                    grid(c, &mut g, &mut keys, &mut o);
+                }
+                jets += cl.len();
+            }
+            let us = start.elapsed().as_secs_f64() * 1e6 / jets as f64;
+            println!("{r} points: grid {us:.1} µs/jet");
+        }
+        return;
+    }
     println!("kNN, k = {K}, one thread, realistic clouds from data-samples/qg_sample.h5");
     println!(
         "median distance to the {K}th neighbour at 256 points: {:.1} pixels",

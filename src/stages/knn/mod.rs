@@ -13,6 +13,7 @@
 
 pub mod general;
 pub mod grid;
+pub mod lanes;
 pub mod stats;
 #[cfg(test)]
 mod tests;

@@ -58,16 +58,34 @@ fn pixels(rng: &mut Lcg, n: usize, h: usize, w: usize, dense: bool) -> (Vec<u16>
     (rows, cols)
 }
 
+/// Both sparse-query paths: the vectorised one (where the CPU has AVX-512) and the scalar
+/// cell search.
+fn grids() -> [GridKnn; 2] {
+    let mut scalar = GridKnn::default();
+    scalar.scalar_only = true;
+    [GridKnn::default(), scalar]
+}
+
 #[test]
 fn grid_matches_brute_force_including_ties() {
+    eprintln!(
+        "vectorised sparse search here: {}",
+        super::lanes::supported()
+    );
+    for mut grid in grids() {
+        grid_matches_brute_force(&mut grid);
+    }
+}
+
+fn grid_matches_brute_force(grid: &mut GridKnn) {
     let mut rng = Lcg(42);
-    let mut grid = GridKnn::default();
     let mut checked = 0;
     for case in 0..300 {
         let n = [0, 1, 2, 5, 16, 17, 40, 256, 700][case % 9];
         let (h, w) = if case % 4 == 0 { (32, 32) } else { (125, 125) };
         let (rows, cols) = pixels(&mut rng, n, h, w, case % 3 == 0);
-        for (k, include_self) in [(16, false), (4, true), (1, false)] {
+        // k = 40: more neighbours than one vector holds.
+        for (k, include_self) in [(16, false), (4, true), (1, false), (40, false)] {
             let mut keys = Vec::new();
             let k_eff = grid.run(&rows, &cols, (h, w), k, include_self, &mut keys);
             let got: Vec<u16> = keys.iter().map(|&key| key_index(key)).collect();
@@ -75,8 +93,9 @@ fn grid_matches_brute_force_including_ties() {
             assert_eq!(
                 got,
                 want,
-                "case {case}, n {}, k {k}, self {include_self}",
-                rows.len()
+                "case {case}, n {}, k {k}, self {include_self}, scalar {}",
+                rows.len(),
+                grid.scalar_only
             );
             assert_eq!(k_eff * rows.len(), want.len());
             checked += want.len();
@@ -87,11 +106,21 @@ fn grid_matches_brute_force_including_ties() {
 
 #[test]
 fn one_walk_serves_every_resolution_exactly() {
+    for mut grid in grids() {
+        every_resolution_exactly(&mut grid);
+    }
+}
+
+fn every_resolution_exactly(grid: &mut GridKnn) {
     let mut rng = Lcg(99);
-    let mut grid = GridKnn::default();
     for case in 0..200 {
         let n = [0, 1, 3, 20, 90, 300, 1024][case % 7];
-        let (h, w) = if case % 5 == 0 { (20, 24) } else { (125, 125) };
+        // 200 × 150: too large for 16-bit squared distances, so the scalar search runs.
+        let (h, w) = match case % 5 {
+            0 => (20, 24),
+            4 => (200, 150),
+            _ => (125, 125),
+        };
         let (rows, cols) = pixels(&mut rng, n, h, w, case % 3 == 0);
         let n = rows.len();
         // Prefix sizes as the point-cloud stage makes them, including ones below k.
@@ -117,7 +146,11 @@ fn one_walk_serves_every_resolution_exactly() {
             for (r, &s) in sizes.iter().enumerate() {
                 let want = brute_grid(&rows[..s], &cols[..s], k, include_self);
                 let got: Vec<u16> = outs[r].iter().map(|&key| key_index(key)).collect();
-                assert_eq!(got, want, "case {case}, size {s} of {sizes:?}, k {k}");
+                assert_eq!(
+                    got, want,
+                    "case {case}, size {s} of {sizes:?}, k {k}, scalar {}",
+                    grid.scalar_only
+                );
                 assert_eq!(k_eff[r] * s, want.len());
             }
         }
