@@ -63,7 +63,8 @@ pub struct GridKnn {
     /// Occupancy image with a [`PAD`]-pixel border: each pixel's point index, or `EMPTY`.
     occupied: Vec<u16>,
     /// Hits of one walk.
-    hits: Vec<Key>,
+    /// Hits of one walk, as 32-bit keys (a walk's d² fits 16 bits).
+    hits: Vec<u32>,
     /// Cell grid size (rows, cols) of the sparse search.
     cells: (usize, usize),
     cell_start: Vec<u32>,
@@ -123,6 +124,7 @@ const _: () = assert!(
     ((PAD + 1) * (PAD + 1)) as u64 > WALK_MAX_D2,
     "border too thin"
 );
+const _: () = assert!(WALK_MAX_D2 < 1 << 16, "walk keys are 32-bit");
 
 /// The walk from the padded-image pixel `base`: probes `table`'s offsets one group of equal
 /// distance at a time until at least `need` points below `lim` are found. Returns how many
@@ -135,15 +137,25 @@ fn walk(
     base: isize,
     lim: usize,
     need: usize,
-    hits: &mut [Key],
+    hits: &mut [u32],
 ) -> usize {
     let (mut found, mut begin) = (0usize, 0usize);
+    // The border keeps every probe inside the image, and `hits` has a slot per offset.
+    assert!(hits.len() >= table.len());
+    debug_assert!(
+        table
+            .iter()
+            .all(|&d| (0..occupied.len() as isize).contains(&(base + d)))
+    );
     for &(end, d2) in groups {
         let end = end as usize;
         for &delta in &table[begin..end] {
             // Branch-free: write every probe, keep it when it is a point.
-            let j = occupied[(base + delta) as usize];
-            hits[found] = key(d2, j as usize);
+            // SAFETY: in bounds, as asserted above (`base` is a pixel's padded index and the
+            // border is as wide as the longest offset).
+            let j = unsafe { *occupied.get_unchecked((base + delta) as usize) };
+            // SAFETY: `found` counts probes so far, fewer than `table.len() <= hits.len()`.
+            unsafe { *hits.get_unchecked_mut(found) = key(d2, j as usize) as u32 };
             found += usize::from((j as usize) < lim);
         }
         begin = end;
@@ -409,7 +421,7 @@ impl GridKnn {
                     // Hits come by distance; order each tie group by index, then cut.
                     let hits = &mut self.hits[..found];
                     hits.sort_unstable();
-                    out.extend_from_slice(&hits[..need]);
+                    out.extend(hits[..need].iter().map(|&h| Key::from(h)));
                 } else if vectorised {
                     self.lanes.nearest(i, lim, need, out);
                 } else {

@@ -27,7 +27,7 @@ use super::grid::{Key, key};
 const LANES: usize = 32;
 
 /// Rungs of the radius ladder (d², pixels²); the last one admits every point.
-const RUNGS: [i16; 5] = [32, 128, 512, 2048, i16::MAX - 1];
+const RUNGS: [i16; 4] = [256, 1024, 4096, i16::MAX - 1];
 
 /// A jet's pixel coordinates laid out for the vectorised search, and its buffers.
 #[derive(Default)]
@@ -129,10 +129,12 @@ impl Lanes {
                 _mm512_set1_epi16(self.cols[i]),
             );
             let excluded = _mm512_set1_epi16(i16::MAX);
-            let rungs = RUNGS.map(|t| _mm512_set1_epi16(t));
-            let mut counts = [0u32; RUNGS.len()];
+            let iota = _mm512_loadu_si512(IOTA.as_ptr().cast());
             let (rp, cp, dp) = (self.rows.as_ptr(), self.cols.as_ptr(), self.d2.as_mut_ptr());
-            // 1. Distances and the ladder's counts.
+            let (ci, cd) = (self.cand_idx.as_mut_ptr(), self.cand_d2.as_mut_ptr());
+            // 1. Distances, stored, and the first rung's points compressed as candidates.
+            let first = _mm512_set1_epi16(RUNGS[0]);
+            let mut m = 0usize;
             for v in 0..vecs {
                 let o = v * LANES;
                 let dr = _mm512_sub_epi16(_mm512_loadu_si512(rp.add(o).cast()), qr);
@@ -145,30 +147,30 @@ impl Lanes {
                 }
                 d = _mm512_mask_blend_epi16(keep, excluded, d);
                 _mm512_storeu_si512(dp.add(o).cast(), d);
-                for (c, t) in counts.iter_mut().zip(&rungs) {
-                    *c += _mm512_cmple_epi16_mask(d, *t).count_ones();
-                }
-            }
-            // 2. The smallest rung with enough points; its points become the candidates.
-            let rung = counts
-                .iter()
-                .position(|&c| c as usize >= need)
-                .expect("the last rung admits every point");
-            let mut lo = if rung == 0 { -1 } else { RUNGS[rung - 1] };
-            let mut hi = RUNGS[rung];
-            let limit = _mm512_set1_epi16(hi);
-            let iota = _mm512_loadu_si512(IOTA.as_ptr().cast());
-            let (ci, cd) = (self.cand_idx.as_mut_ptr(), self.cand_d2.as_mut_ptr());
-            let mut m = 0usize;
-            for v in 0..vecs {
-                let o = v * LANES;
-                let d = _mm512_loadu_si512(dp.add(o).cast());
-                let k = _mm512_cmple_epi16_mask(d, limit);
+                let k = _mm512_cmple_epi16_mask(d, first);
                 let idx = _mm512_add_epi16(iota, _mm512_set1_epi16(o as i16));
                 _mm512_storeu_si512(ci.add(m).cast(), _mm512_maskz_compress_epi16(k, idx));
                 _mm512_storeu_si512(cd.add(m).cast(), _mm512_maskz_compress_epi16(k, d));
                 m += k.count_ones() as usize;
             }
+            // 2. Too few within the first rung: the next rungs, from the stored distances.
+            let mut rung = 0;
+            while m < need {
+                rung += 1;
+                let limit = _mm512_set1_epi16(RUNGS[rung]);
+                m = 0;
+                for v in 0..vecs {
+                    let o = v * LANES;
+                    let d = _mm512_loadu_si512(dp.add(o).cast());
+                    let k = _mm512_cmple_epi16_mask(d, limit);
+                    let idx = _mm512_add_epi16(iota, _mm512_set1_epi16(o as i16));
+                    _mm512_storeu_si512(ci.add(m).cast(), _mm512_maskz_compress_epi16(k, idx));
+                    _mm512_storeu_si512(cd.add(m).cast(), _mm512_maskz_compress_epi16(k, d));
+                    m += k.count_ones() as usize;
+                }
+            }
+            let mut lo = if rung == 0 { -1 } else { RUNGS[rung - 1] };
+            let mut hi = RUNGS[rung];
             let cvecs = m.div_ceil(LANES);
             // Pad the last candidate vector so that it counts nothing.
             _mm512_storeu_si512(cd.add(m).cast(), excluded);
