@@ -3,7 +3,8 @@
 //! as the pipeline selects them). Brute force is the in-run baseline; every method's
 //! neighbour lists are compared with it (the tree crates break distance ties their own way).
 //!
-//! Run: `cargo bench --bench knn` (single thread; prints a table).
+//! Run: `cargo bench --bench knn` (single thread; prints a table). `KNN_GRID_ONLY=1` times
+//! only jetpipe's grid search, 3 s per size, for profiling (`perf record`).
 
 use jetpipe::config::parse_config;
 use jetpipe::source::Hdf5Source;

@@ -8,7 +8,7 @@
 //!
 //! Two exact query paths, chosen per point:
 //! - **Walk** (dense neighbourhoods): the occupancy image has a border as wide as the walk
-//!   (no bounds checks); the query walks a precomputed table of pixel offsets in order of
+//!   (no bounds checks once the points are checked to lie in the image); the query walks a precomputed table of pixel offsets in order of
 //!   increasing distance, one group of equal distance at a time, until k neighbours are
 //!   found with their tie group complete. Walks stop at d² ≤ [`WALK_MAX_D2`].
 //! - **Sparse neighbourhoods** (e.g. the pile-up hits kept at low resolutions): where the CPU
@@ -16,15 +16,16 @@
 //!   by counting ([`super::lanes`]); elsewhere a cell search: the points bucketed in 8×8-pixel
 //!   cells (each cell's by index, so a resolution is a prefix of every cell), rings of cells
 //!   around the query until no unvisited cell can hold a point nearer than the k-th best
-//!   kept. The vectorised search took the sample's 1024-point jets from 282 to 160 µs and
-//!   256-point ones from 138 to 44 µs per jet (`benches/knn.rs`).
+//!   kept. The vectorised search took the sample's 1024-point jets from 282 to 143 µs and
+//!   256-point ones from 138 to 43 µs per jet (`benches/knn.rs`).
 //!
 //! Resolutions are searched largest first, and a point whose neighbours at the next larger
 //! resolution all exist at the smaller one keeps that list (the nearest of a superset are the
 //! nearest of the subset): on the sample's jets this takes the four resolutions from about
 //! 900 to 700 µs per jet (`benches/knn.rs` at commit c16cfaf and after).
 //!
-//! Both give the brute-force answer exactly (tests in `tests.rs`); `benches/knn.rs` times them.
+//! All three paths give the brute-force answer exactly (tests in `tests.rs`); `benches/knn.rs`
+//! times them.
 
 use super::lanes::Lanes;
 
@@ -62,7 +63,6 @@ pub struct GridKnn {
     groups: Vec<(u32, u64)>,
     /// Occupancy image with a [`PAD`]-pixel border: each pixel's point index, or `EMPTY`.
     occupied: Vec<u16>,
-    /// Hits of one walk.
     /// Hits of one walk, as 32-bit keys (a walk's d² fits 16 bits).
     hits: Vec<u32>,
     /// Cell grid size (rows, cols) of the sparse search.
@@ -154,7 +154,8 @@ fn walk(
             // SAFETY: in bounds, as asserted above (`base` is a pixel's padded index and the
             // border is as wide as the longest offset).
             let j = unsafe { *occupied.get_unchecked((base + delta) as usize) };
-            // SAFETY: `found` counts probes so far, fewer than `table.len() <= hits.len()`.
+            // SAFETY: `found` counts the kept probes, no more than the probes so far, which
+            // are fewer than `table.len() <= hits.len()`.
             unsafe { *hits.get_unchecked_mut(found) = key(d2, j as usize) as u32 };
             found += usize::from((j as usize) < lim);
         }
@@ -363,6 +364,16 @@ impl GridKnn {
         k_eff: &mut [usize],
     ) {
         let n = rows.len();
+        // The walks read the occupancy image without bounds checks: every point must lie in
+        // the image, so that its walk stays inside the border.
+        assert!(
+            rows.len() == cols.len()
+                && rows
+                    .iter()
+                    .zip(cols)
+                    .all(|(&r, &c)| (r as usize) < shape.0 && (c as usize) < shape.1),
+            "kNN grid: a point lies outside the {shape:?} image"
+        );
         debug_assert!(sizes.windows(2).all(|w| w[0] <= w[1]) && sizes.last() == Some(&n));
         let slf = usize::from(include_self);
         for (ke, &s) in k_eff.iter_mut().zip(sizes) {

@@ -84,8 +84,17 @@ fn grid_matches_brute_force(grid: &mut GridKnn) {
         let n = [0, 1, 2, 5, 16, 17, 40, 256, 700][case % 9];
         let (h, w) = if case % 4 == 0 { (32, 32) } else { (125, 125) };
         let (rows, cols) = pixels(&mut rng, n, h, w, case % 3 == 0);
-        // k = 40: more neighbours than one vector holds.
-        for (k, include_self) in [(16, false), (4, true), (1, false), (40, false)] {
+        // k = 32 and 33: one vector of neighbours exactly and one more (the ranking's edge);
+        // k = 40: the sort fallback.
+        let ks = [
+            (16, false),
+            (4, true),
+            (1, false),
+            (32, false),
+            (32, true),
+            (40, false),
+        ];
+        for (k, include_self) in ks {
             let mut keys = Vec::new();
             let k_eff = grid.run(&rows, &cols, (h, w), k, include_self, &mut keys);
             let got: Vec<u16> = keys.iter().map(|&key| key_index(key)).collect();
