@@ -147,10 +147,15 @@ fn general_exact(
 
 /// Runs `f` over all clouds until at least 0.5 s has passed; returns (µs per jet, output of
 /// the last pass).
-fn time(clouds: &[Cloud], mut f: impl FnMut(&Cloud, &mut Vec<u16>)) -> Timed {
+fn time(clouds: &[Cloud], f: impl FnMut(&Cloud, &mut Vec<u16>)) -> Timed {
+    time_for(0.5, clouds, f)
+}
+
+/// [`time`] for at least `secs` seconds.
+fn time_for(secs: f64, clouds: &[Cloud], mut f: impl FnMut(&Cloud, &mut Vec<u16>)) -> Timed {
     let mut outs: Vec<Vec<u16>> = clouds.iter().map(|_| Vec::new()).collect();
     let (mut jets, start) = (0usize, Instant::now());
-    while start.elapsed().as_secs_f64() < 0.5 || jets == 0 {
+    while start.elapsed().as_secs_f64() < secs || jets == 0 {
         for (c, o) in clouds.iter().zip(outs.iter_mut()) {
             o.clear();
             f(c, o);
@@ -274,18 +279,7 @@ fn main() {
         let mut g = GridKnn::default();
         let mut keys = Vec::new();
         for r in [256usize, 1024] {
-            let cl = clouds(r);
-            let start = Instant::now();
-            let mut jets = 0;
-            let mut o = Vec::new();
-            while start.elapsed().as_secs_f64() < 3.0 {
-                for c in &cl {
-                    o.clear();
-                    grid(c, &mut g, &mut keys, &mut o);
-                }
-                jets += cl.len();
-            }
-            let us = start.elapsed().as_secs_f64() * 1e6 / jets as f64;
+            let (us, _) = time_for(3.0, &clouds(r), |c, o| grid(c, &mut g, &mut keys, o));
             println!("{r} points: grid {us:.1} µs/jet");
         }
         return;

@@ -8,9 +8,10 @@
 //!
 //! Two exact query paths, chosen per point:
 //! - **Walk** (dense neighbourhoods): the occupancy image has a border as wide as the walk
-//!   (no bounds checks once the points are checked to lie in the image); the query walks a precomputed table of pixel offsets in order of
-//!   increasing distance, one group of equal distance at a time, until k neighbours are
-//!   found with their tie group complete. Walks stop at d² ≤ [`WALK_MAX_D2`].
+//!   (no bounds checks once the points are checked to lie in the image); the query walks a
+//!   precomputed table of pixel offsets in order of increasing distance, one group of equal
+//!   distance at a time, until k neighbours are found with their tie group complete. Walks
+//!   stop at d² ≤ [`WALK_MAX_D2`].
 //! - **Sparse neighbourhoods** (e.g. the pile-up hits kept at low resolutions): where the CPU
 //!   has AVX-512, a vectorised exact search over all the resolution's points with selection
 //!   by counting ([`super::lanes`]); elsewhere a cell search: the points bucketed in 8×8-pixel

@@ -162,9 +162,7 @@ impl Lanes {
                 _mm512_storeu_si512(dp.add(o).cast(), d);
                 let k = _mm512_cmple_epi16_mask(d, first);
                 let idx = _mm512_add_epi16(iota, _mm512_set1_epi16(o as i16));
-                _mm512_storeu_si512(ci.add(m).cast(), _mm512_maskz_compress_epi16(k, idx));
-                _mm512_storeu_si512(cd.add(m).cast(), _mm512_maskz_compress_epi16(k, d));
-                m += k.count_ones() as usize;
+                m += append((ci, cd), m, k, idx, d);
             }
             // 2. Too few within the first rung: the next rungs, from the stored distances.
             let mut rung = 0;
@@ -177,9 +175,7 @@ impl Lanes {
                     let d = _mm512_loadu_si512(dp.add(o).cast());
                     let k = _mm512_cmple_epi16_mask(d, limit);
                     let idx = _mm512_add_epi16(iota, _mm512_set1_epi16(o as i16));
-                    _mm512_storeu_si512(ci.add(m).cast(), _mm512_maskz_compress_epi16(k, idx));
-                    _mm512_storeu_si512(cd.add(m).cast(), _mm512_maskz_compress_epi16(k, d));
-                    m += k.count_ones() as usize;
+                    m += append((ci, cd), m, k, idx, d);
                 }
             }
             let mut lo = if rung == 0 { -1 } else { RUNGS[rung - 1] };
@@ -214,9 +210,7 @@ impl Lanes {
                 let d = _mm512_loadu_si512(cd.add(o).cast());
                 let idx = _mm512_loadu_si512(ci.add(o).cast());
                 let k = _mm512_cmplt_epi16_mask(d, t);
-                _mm512_storeu_si512(si.add(s).cast(), _mm512_maskz_compress_epi16(k, idx));
-                _mm512_storeu_si512(sd.add(s).cast(), _mm512_maskz_compress_epi16(k, d));
-                s += k.count_ones() as usize;
+                s += append((si, sd), s, k, idx, d);
             }
             for v in 0..cvecs {
                 if s >= need {
@@ -226,9 +220,7 @@ impl Lanes {
                 let d = _mm512_loadu_si512(cd.add(o).cast());
                 let idx = _mm512_loadu_si512(ci.add(o).cast());
                 let k = _mm512_cmpeq_epi16_mask(d, t);
-                _mm512_storeu_si512(si.add(s).cast(), _mm512_maskz_compress_epi16(k, idx));
-                _mm512_storeu_si512(sd.add(s).cast(), _mm512_maskz_compress_epi16(k, d));
-                s += k.count_ones() as usize;
+                s += append((si, sd), s, k, idx, d);
             }
             // 5. Each neighbour's rank: nearer ones, plus equally near ones before it (lower
             //    index).
@@ -260,4 +252,29 @@ impl Lanes {
             }
         }
     }
+}
+
+/// Appends the lanes of `k` from (`idx`, `d`) at position `at` of the (index, d²) buffers
+/// `out`, keeping their order; returns how many. A whole vector is stored, so both buffers
+/// need `LANES` elements of room from `at`.
+///
+/// # Safety
+/// The CPU has AVX-512 F/BW/VBMI2, and both buffers have `at + LANES` elements.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,popcnt")]
+#[inline]
+unsafe fn append(
+    (out_idx, out_d): (*mut u16, *mut i16),
+    at: usize,
+    k: std::arch::x86_64::__mmask32,
+    idx: std::arch::x86_64::__m512i,
+    d: std::arch::x86_64::__m512i,
+) -> usize {
+    use std::arch::x86_64::*;
+    // SAFETY: room for a whole vector from `at`, as the caller guarantees.
+    unsafe {
+        _mm512_storeu_si512(out_idx.add(at).cast(), _mm512_maskz_compress_epi16(k, idx));
+        _mm512_storeu_si512(out_d.add(at).cast(), _mm512_maskz_compress_epi16(k, d));
+    }
+    k.count_ones() as usize
 }
