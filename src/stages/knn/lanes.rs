@@ -15,8 +15,9 @@
 //!    is a count and they land sorted.
 //!
 //! A first try that restricted step 1 to the bands of cell rows around the query measured
-//! slower (more partial vectors and per-band work than points skipped; 1024 points 167 µs
-//! per jet against about 160 for this path at the time, 256 points 56 against 44, `benches/knn.rs`).
+//! slower (more partial vectors and per-band work than points skipped; with `benches/knn.rs`,
+//! 1024 points 167 µs per jet against about 160 for this path at the time, 256 points 56
+//! against 44). That code was reverted, so these two numbers are history, not reproducible.
 //!
 //! The same answer as brute force, ties included (tests in `tests.rs` run both this and the
 //! scalar cell search). Used only where the CPU has AVX-512 F/BW/VBMI2; elsewhere the grid
