@@ -29,6 +29,7 @@
 //! times them.
 
 use super::lanes::Lanes;
+use super::vwalk::{Walk, WalkTables};
 
 /// A neighbour packed for ordering: `(d² << 16) | index`.
 pub type Key = u64;
@@ -75,6 +76,8 @@ pub struct GridKnn {
     all: Vec<Key>,
     /// The vectorised sparse search, where the CPU has it.
     lanes: Lanes,
+    /// The vectorised walk's tables (used with `lanes`).
+    vwalk: WalkTables,
     /// Use the scalar cell search even where the vectorised one runs (tests compare both).
     pub scalar_only: bool,
 }
@@ -195,7 +198,9 @@ impl GridKnn {
             }
         }
         self.hits = vec![0; self.table.len()];
-        self.occupied = vec![EMPTY; (h + 2 * PAD) * (w + 2 * PAD)];
+        // One element past the image: the vectorised walk's gathers read 32 bits.
+        self.occupied = vec![EMPTY; (h + 2 * PAD) * (w + 2 * PAD) + 1];
+        self.vwalk = WalkTables::new(&self.table, &self.groups);
     }
 
     /// Index of pixel (r, c) in the padded occupancy image.
@@ -384,7 +389,8 @@ impl GridKnn {
             return;
         }
         self.prepare(shape);
-        self.build_cells(rows, cols);
+        // The cells serve the scalar paths only: built when one is first needed.
+        let mut cells_built = false;
         let vectorised = self.lanes.load(rows, cols, shape, !self.scalar_only);
         for i in 0..n {
             let cell = self.cell(rows[i], cols[i]);
@@ -413,6 +419,21 @@ impl GridKnn {
                 }
                 if need == 0 {
                     continue;
+                }
+                if vectorised {
+                    let base = self.cell(rows[i], cols[i]);
+                    match self.vwalk.nearest(&self.occupied, base, lim, need, out) {
+                        Walk::Found => continue,
+                        Walk::TooFew => {
+                            self.lanes.nearest(i, lim, need, out);
+                            continue;
+                        }
+                        Walk::Declined => {}
+                    }
+                }
+                if !cells_built {
+                    self.build_cells(rows, cols);
+                    cells_built = true;
                 }
                 // The walk stays inside the 3×3 cells around the point: skip it when they
                 // hold too few points for it to succeed.

@@ -59,6 +59,7 @@ pub fn supported() -> bool {
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vbmi2")
             && is_x86_feature_detected!("popcnt")
+            && is_x86_feature_detected!("bmi2")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -179,11 +180,15 @@ impl Lanes {
                     m += append((ci, cd), m, k, idx, d);
                 }
             }
+            // Pad the candidates to whole vectors with keys that sort last.
+            _mm512_storeu_si512(cd.add(m).cast(), excluded);
+            if need <= KEYS && m <= SORT_MAX {
+                sort_select(ci, cd, m, need, out);
+                return;
+            }
             let mut lo = if rung == 0 { -1 } else { RUNGS[rung - 1] };
             let mut hi = RUNGS[rung];
             let cvecs = m.div_ceil(LANES);
-            // Pad the last candidate vector so that it counts nothing.
-            _mm512_storeu_si512(cd.add(m).cast(), excluded);
             let count = |t: i16| -> usize {
                 let tv = _mm512_set1_epi16(t);
                 let mut n = 0;
@@ -252,6 +257,115 @@ impl Lanes {
                 out[start + rank] = key(d as u64, j as usize);
             }
         }
+    }
+}
+
+/// 32-bit keys per vector in the sorting selection.
+const KEYS: usize = 16;
+
+/// Most candidates selected by sorting; bisection by counts above.
+const SORT_MAX: usize = 128;
+
+/// (partner lane, lanes that take the maximum) of each stage of a bitonic sort of `KEYS`
+/// lanes; the first `SORT_STAGES` sort, the last `MERGE_STAGES` merge a bitonic sequence.
+const NETWORK: [([u32; KEYS], u16); 10] = {
+    let mut stages = [([0u32; KEYS], 0u16); 10];
+    let (mut s, mut k) = (0, 2);
+    while k <= KEYS {
+        let mut j = k / 2;
+        while j > 0 {
+            let mut l = 0;
+            while l < KEYS {
+                stages[s].0[l] = (l ^ j) as u32;
+                if (l & j == 0) != (l & k == 0) {
+                    stages[s].1 |= 1 << l;
+                }
+                l += 1;
+            }
+            s += 1;
+            j /= 2;
+        }
+        k *= 2;
+    }
+    stages
+};
+
+/// Stages of the last merge (k = `KEYS`): they sort a bitonic sequence ascending.
+const MERGE_STAGES: usize = KEYS.trailing_zeros() as usize;
+
+/// One compare-exchange stage of [`NETWORK`].
+///
+/// # Safety
+/// The CPU has AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn stage(
+    x: std::arch::x86_64::__m512i,
+    (partner, take_max): &([u32; KEYS], u16),
+) -> std::arch::x86_64::__m512i {
+    use std::arch::x86_64::*;
+    // SAFETY: `partner` holds a whole vector.
+    let y = _mm512_permutexvar_epi32(unsafe { _mm512_loadu_si512(partner.as_ptr().cast()) }, x);
+    _mm512_mask_blend_epi32(*take_max, _mm512_min_epu32(x, y), _mm512_max_epu32(x, y))
+}
+
+/// The `need` (≤ [`KEYS`]) smallest (d², index) keys of the `m` candidates (index and d²
+/// buffers, padded past `m` to a whole vector with d² `i16::MAX`), appended to `out` in
+/// order: each vector of 16 keys is sorted by a bitonic network and merged into the 16
+/// smallest so far; a vector with no key below the 16th smallest is skipped.
+///
+/// # Safety
+/// The CPU has AVX-512 F/BW; both buffers hold `m.div_ceil(KEYS) * KEYS` elements.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn sort_select(ci: *const u16, cd: *const i16, m: usize, need: usize, out: &mut Vec<Key>) {
+    use std::arch::x86_64::*;
+    // SAFETY (whole function): reads stay within the padded buffers; `out` has room for
+    // `KEYS` keys from `start`.
+    unsafe {
+        let keys = |v: usize| {
+            let d = _mm256_loadu_si256(cd.add(v * KEYS).cast());
+            let j = _mm256_loadu_si256(ci.add(v * KEYS).cast());
+            _mm512_or_si512(
+                _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(d)),
+                _mm512_cvtepu16_epi32(j),
+            )
+        };
+        let sort = |mut x| {
+            for st in &NETWORK {
+                x = stage(x, st);
+            }
+            x
+        };
+        let reverse = _mm512_set_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let last = _mm512_set1_epi32(KEYS as i32 - 1);
+        let mut best = sort(keys(0));
+        for v in 1..m.div_ceil(KEYS) {
+            let x = keys(v);
+            // Nothing below the current 16th smallest: nothing changes.
+            if _mm512_cmplt_epu32_mask(x, _mm512_permutexvar_epi32(last, best)) == 0 {
+                continue;
+            }
+            // The 16 smallest of two sorted vectors, as a bitonic sequence, then merged.
+            let mut low = _mm512_min_epu32(best, _mm512_permutexvar_epi32(reverse, sort(x)));
+            for st in &NETWORK[NETWORK.len() - MERGE_STAGES..] {
+                low = stage(low, st);
+            }
+            best = low;
+        }
+        let start = out.len();
+        out.reserve(KEYS);
+        let op = out.as_mut_ptr().add(start);
+        _mm512_storeu_si512(
+            op.cast(),
+            _mm512_cvtepu32_epi64(_mm512_castsi512_si256(best)),
+        );
+        _mm512_storeu_si512(
+            op.add(KEYS / 2).cast(),
+            _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64::<1>(best)),
+        );
+        out.set_len(start + need);
     }
 }
 

@@ -17,6 +17,7 @@ pub mod lanes;
 pub mod stats;
 #[cfg(test)]
 mod tests;
+pub mod vwalk;
 
 use crate::config::KnnConfig;
 use crate::error::{Error, Result};

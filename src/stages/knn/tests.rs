@@ -15,28 +15,6 @@ impl Lcg {
     }
 }
 
-/// Reference: every other point sorted by (exact integer d², index).
-fn brute_grid(rows: &[u16], cols: &[u16], k: usize, include_self: bool) -> Vec<u16> {
-    let n = rows.len();
-    let k_eff = k.min((n + usize::from(include_self)).saturating_sub(1));
-    let mut out = Vec::new();
-    for i in 0..n {
-        let mut all: Vec<(i64, usize)> = (0..n)
-            .filter(|&j| include_self || j != i)
-            .map(|j| {
-                let (dr, dc) = (
-                    rows[j] as i64 - rows[i] as i64,
-                    cols[j] as i64 - cols[i] as i64,
-                );
-                (dr * dr + dc * dc, j)
-            })
-            .collect();
-        all.sort();
-        out.extend(all[..k_eff].iter().map(|&(_, j)| j as u16));
-    }
-    out
-}
-
 /// Distinct random pixels: `n` of an `h × w` image, optionally packed into a small square
 /// (dense blocks make ties everywhere).
 fn pixels(rng: &mut Lcg, n: usize, h: usize, w: usize, dense: bool) -> (Vec<u16>, Vec<u16>) {
@@ -72,12 +50,7 @@ fn grid_matches_brute_force_including_ties() {
         "vectorised sparse search here: {}",
         super::lanes::supported()
     );
-    for mut grid in grids() {
-        grid_matches_brute_force(&mut grid);
-    }
-}
-
-fn grid_matches_brute_force(grid: &mut GridKnn) {
+    let mut both = grids();
     let mut rng = Lcg(42);
     let mut checked = 0;
     for case in 0..300 {
@@ -95,22 +68,24 @@ fn grid_matches_brute_force(grid: &mut GridKnn) {
             (40, false),
         ];
         for (k, include_self) in ks {
-            let mut keys = Vec::new();
-            let k_eff = grid.run(&rows, &cols, (h, w), k, include_self, &mut keys);
-            let got: Vec<u16> = keys.iter().map(|&key| key_index(key)).collect();
             let want = brute_grid(&rows, &cols, k, include_self);
-            assert_eq!(
-                got,
-                want,
-                "case {case}, n {}, k {k}, self {include_self}, scalar {}",
-                rows.len(),
-                grid.scalar_only
-            );
-            assert_eq!(k_eff * rows.len(), want.len());
-            checked += want.len();
+            for grid in &mut both {
+                let mut keys = Vec::new();
+                let k_eff = grid.run(&rows, &cols, (h, w), k, include_self, &mut keys);
+                let got: Vec<u16> = keys.iter().map(|&key| key_index(key)).collect();
+                assert_eq!(
+                    got,
+                    want,
+                    "case {case}, n {}, k {k}, self {include_self}, scalar {}",
+                    rows.len(),
+                    grid.scalar_only
+                );
+                assert_eq!(k_eff * rows.len(), want.len());
+                checked += want.len();
+            }
         }
     }
-    assert!(checked > 100_000);
+    assert!(checked > 200_000);
 }
 
 #[test]
@@ -283,6 +258,113 @@ fn general_matches_brute_force_with_duplicates_and_ties() {
             general::knn(&coords, dims, k, include_self, &mut got);
             let want = brute_general(&coords, dims, k, include_self);
             assert_eq!(got, want, "case {case}, dims {dims}, n {n}, k {k}");
+        }
+    }
+}
+
+/// Jet-like clouds: a dense core, 5 × 5 blocks (upsampled HCAL towers) and a sparse halo,
+/// points in random order, so every query path of the grid search runs on one jet (dense
+/// walks that stop at every distance group, walks that find too few, sparse searches).
+fn jet_like(rng: &mut Lcg, n: usize) -> (Vec<u16>, Vec<u16>) {
+    let mut used = std::collections::HashSet::new();
+    let (mut rows, mut cols) = (Vec::new(), Vec::new());
+    let mut add = |r: i64, c: i64, rows: &mut Vec<u16>, cols: &mut Vec<u16>| {
+        if (0..125).contains(&r) && (0..125).contains(&c) && used.insert((r, c)) {
+            rows.push(r as u16);
+            cols.push(c as u16);
+        }
+    };
+    let mut tries = 0;
+    while rows.len() < n && tries < 50 * n {
+        tries += 1;
+        let u = rng.next() % 10;
+        if u < 5 {
+            // Core: a sum of uniforms, peaked at the centre.
+            let s = |rng: &mut Lcg| (0..4).map(|_| (rng.next() % 31) as i64).sum::<i64>() - 60;
+            let (r, c) = (62 + s(rng), 62 + s(rng));
+            add(r, c, &mut rows, &mut cols);
+        } else if u < 8 {
+            // A whole or partial 5 × 5 block.
+            let (br, bc) = ((rng.next() % 25) as i64 * 5, (rng.next() % 25) as i64 * 5);
+            for p in 0..25 {
+                if rows.len() < n && rng.next() % 4 != 0 {
+                    add(br + p / 5, bc + p % 5, &mut rows, &mut cols);
+                }
+            }
+        } else {
+            let (r, c) = ((rng.next() % 125) as i64, (rng.next() % 125) as i64);
+            add(r, c, &mut rows, &mut cols);
+        }
+    }
+    (rows, cols)
+}
+
+/// Reference: for every point, the other points ordered by (exact integer d², index), the
+/// first k kept (a partial selection, then a sort of those k).
+fn brute_grid(rows: &[u16], cols: &[u16], k: usize, include_self: bool) -> Vec<u16> {
+    let n = rows.len();
+    let k_eff = k.min((n + usize::from(include_self)).saturating_sub(1));
+    let mut out = Vec::with_capacity(n * k_eff);
+    let mut all: Vec<(i64, usize)> = Vec::with_capacity(n);
+    for i in 0..n {
+        all.clear();
+        all.extend((0..n).filter(|&j| include_self || j != i).map(|j| {
+            let (dr, dc) = (
+                rows[j] as i64 - rows[i] as i64,
+                cols[j] as i64 - cols[i] as i64,
+            );
+            (dr * dr + dc * dc, j)
+        }));
+        if k_eff > 0 {
+            all.select_nth_unstable(k_eff - 1);
+            all[..k_eff].sort_unstable();
+        }
+        out.extend(all[..k_eff].iter().map(|&(_, j)| j as u16));
+    }
+    out
+}
+
+#[test]
+fn jet_like_clouds_match_brute_force_at_every_resolution() {
+    let mut rng = Lcg(2024);
+    let mut both = grids();
+    // 4,500 points: more than the vectorised walk's 4,096, so the scalar walk answers.
+    for (case, &n) in [300usize, 700, 1024, 1024, 1024, 4500].iter().enumerate() {
+        let (rows, cols) = jet_like(&mut rng, n);
+        let n = rows.len();
+        let sizes: Vec<usize> = [256, 512, 768, n].iter().map(|&s| s.min(n)).collect();
+        let ks: &[(usize, bool)] = if n > 2000 {
+            &[(16, false)]
+        } else {
+            &[(16, false), (8, true), (32, false)]
+        };
+        for &(k, include_self) in ks {
+            let want: Vec<Vec<u16>> = sizes
+                .iter()
+                .map(|&s| brute_grid(&rows[..s], &cols[..s], k, include_self))
+                .collect();
+            for grid in &mut both {
+                let mut outs = vec![Vec::new(); sizes.len()];
+                let mut k_eff = vec![0; sizes.len()];
+                grid.run_multi(
+                    &rows,
+                    &cols,
+                    (125, 125),
+                    &sizes,
+                    k,
+                    include_self,
+                    &mut outs,
+                    &mut k_eff,
+                );
+                for (r, &s) in sizes.iter().enumerate() {
+                    let got: Vec<u16> = outs[r].iter().map(|&key| key_index(key)).collect();
+                    assert_eq!(
+                        got, want[r],
+                        "case {case}, n {n}, size {s}, k {k}, self {include_self}, scalar {}",
+                        grid.scalar_only
+                    );
+                }
+            }
         }
     }
 }
