@@ -6,26 +6,31 @@
 //! energy-ordered list, so one occupancy image holding each pixel's point index serves every
 //! resolution: point j exists at resolution r when `j < sizes[r]`.
 //!
-//! Two exact query paths, chosen per point:
+//! Exact query paths, chosen per point:
 //! - **Walk** (dense neighbourhoods): the occupancy image has a border as wide as the walk
 //!   (no bounds checks once the points are checked to lie in the image); the query walks a
 //!   precomputed table of pixel offsets in order of increasing distance, one group of equal
 //!   distance at a time, until k neighbours are found with their tie group complete. Walks
-//!   stop at d² ≤ [`WALK_MAX_D2`].
-//! - **Sparse neighbourhoods** (e.g. the pile-up hits kept at low resolutions): where the CPU
-//!   has AVX-512, a vectorised exact search over all the resolution's points with selection
-//!   by counting ([`super::lanes`]); elsewhere a cell search: the points bucketed in 8×8-pixel
-//!   cells (each cell's by index, so a resolution is a prefix of every cell), rings of cells
-//!   around the query until no unvisited cell can hold a point nearer than the k-th best
-//!   kept. The vectorised search took the sample's 1024-point jets from 282 to 143 µs and
-//!   256-point ones from 138 to 43 µs per jet (`benches/knn.rs`).
+//!   stop at d² ≤ [`WALK_MAX_D2`]. Where the CPU has AVX-512 the walk is vectorised
+//!   ([`super::vwalk`]: 16 offsets per gather, a bitonic sort of the hits); elsewhere, and
+//!   for more than 4,096 points or k > 16, it is scalar with a sort of the hits.
+//! - **Sparse neighbourhoods** (the walk finds too few, e.g. pile-up hits kept at low
+//!   resolutions): where the CPU has AVX-512, a vectorised exact search over all the
+//!   resolution's points ([`super::lanes`]); elsewhere a cell search: the points bucketed in
+//!   8×8-pixel cells (each cell's by index, so a resolution is a prefix of every cell), rings
+//!   of cells around the query until no unvisited cell can hold a point nearer than the k-th
+//!   best kept; the cells are built only when a scalar path runs.
+//!
+//! On the sample's 1024-point jets (`benches/knn.rs`, k = 16, one core): 282 µs per jet
+//! with the scalar paths, 143 µs with the vectorised sparse search alone (session 6) and
+//! about 90–100 µs with both vectorised paths.
 //!
 //! Resolutions are searched largest first, and a point whose neighbours at the next larger
 //! resolution all exist at the smaller one keeps that list (the nearest of a superset are the
 //! nearest of the subset): on the sample's jets this takes the four resolutions from about
 //! 900 to 700 µs per jet (`benches/knn.rs` at commit c16cfaf and after).
 //!
-//! All three paths give the brute-force answer exactly (tests in `tests.rs`); `benches/knn.rs`
+//! Every path gives the brute-force answer exactly (tests in `tests.rs`); `benches/knn.rs`
 //! times them.
 
 use super::lanes::Lanes;

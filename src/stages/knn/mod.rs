@@ -14,6 +14,7 @@
 pub mod general;
 pub mod grid;
 pub mod lanes;
+pub mod network;
 pub mod stats;
 #[cfg(test)]
 mod tests;

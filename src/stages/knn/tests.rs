@@ -287,7 +287,7 @@ fn jet_like(rng: &mut Lcg, n: usize) -> (Vec<u16>, Vec<u16>) {
             // A whole or partial 5 × 5 block.
             let (br, bc) = ((rng.next() % 25) as i64 * 5, (rng.next() % 25) as i64 * 5);
             for p in 0..25 {
-                if rows.len() < n && rng.next() % 4 != 0 {
+                if rows.len() < n && !rng.next().is_multiple_of(4) {
                     add(br + p / 5, bc + p % 5, &mut rows, &mut cols);
                 }
             }

@@ -19,13 +19,13 @@
 //! `tests.rs`). Used where [`super::lanes::supported`] holds (AVX-512 F/BW/VBMI2, BMI2).
 
 use super::grid::Key;
+use super::network;
 
 /// Offsets per gather.
 const LANES: usize = 16;
 
-/// Gathers per query: `FIRST` always, the rest when those find too few.
+/// Gathers per query: the first three always, the other two when those find too few.
 const VECS: usize = 5;
-const FIRST: usize = 3;
 
 /// Offsets probed.
 const PROBES: usize = VECS * LANES;
@@ -37,26 +37,18 @@ const SORTED: usize = 32;
 const INDEX_BITS: u32 = 12;
 
 /// (partner lane, lanes that take the maximum) of each stage of the 32-lane bitonic sort.
-const NETWORK: [([u16; SORTED], u32); 15] = {
-    let mut stages = [([0u16; SORTED], 0u32); 15];
-    let (mut s, mut k) = (0, 2);
-    while k <= SORTED {
-        let mut j = k / 2;
-        while j > 0 {
-            let mut l = 0;
-            while l < SORTED {
-                stages[s].0[l] = (l ^ j) as u16;
-                let ascending = l & k == 0;
-                let lower = l & j == 0;
-                if lower != ascending {
-                    stages[s].1 |= 1 << l;
-                }
-                l += 1;
-            }
-            s += 1;
-            j /= 2;
+const NETWORK: [([u16; SORTED], u32); network::stages(SORTED)] = {
+    let mut stages = [([0u16; SORTED], 0u32); network::stages(SORTED)];
+    let mut s = 0;
+    while s < stages.len() {
+        let mut l = 0;
+        while l < SORTED {
+            let (partner, take_max) = network::lane(SORTED, s, l);
+            stages[s].0[l] = partner as u16;
+            stages[s].1 |= (take_max as u32) << l;
+            l += 1;
         }
-        k *= 2;
+        s += 1;
     }
     stages
 };
@@ -120,8 +112,8 @@ impl WalkTables {
         let mut begin = 0usize;
         for (g, &(end, d2)) in groups.iter().enumerate() {
             t.d2[g] = u16::try_from(d2).expect("walk d² fits 16 bits");
-            for p in begin..end as usize {
-                t.offs[p] = i32::try_from(table[p]).expect("walk offset fits i32");
+            for (p, &off) in table.iter().enumerate().take(end as usize).skip(begin) {
+                t.offs[p] = i32::try_from(off).expect("walk offset fits i32");
                 t.rank[p] = (g as u16) << INDEX_BITS;
                 t.group_end[p] = end as u8;
                 t.real |= 1 << p;
