@@ -1,30 +1,28 @@
 //! Vectorised exact search for the sparse queries of [`super::grid`]: squared pixel
 //! distances from the query to 32 points per AVX-512 instruction, then an exact selection of
-//! the k nearest by sorting networks or by counting.
+//! the k nearest by sorting networks (or by counting for k > 16).
 //!
+//! [`Lanes::load`] sorts a jet's points by pixel row (counting sort; by index within a row).
 //! For the query point i among the first `lim` points:
-//! 1. d² (i16: pixel distances on a ≤ 128 × 128 image stay below 32,767) to all `lim` points,
-//!    stored; the query itself and lanes from `lim` on get `i16::MAX`. The points within the
-//!    first rung of a ladder of radii are compressed (`vpcompressw`) into a candidate list,
-//!    in index order.
-//! 2. While the candidates are fewer than `need`, the next rung's, from the stored d².
-//! 3. With k ≤ 16 and at most 128 candidates (most queries: a median of about 80 within
-//!    d² ≤ 256 on the sample's 1024-point jets), [`sort_select`]: the candidates as 32-bit
-//!    (d², index) keys, 16 per vector, each vector sorted by a bitonic network and merged into
-//!    the 16 smallest so far. That replaced steps 4–6 for those queries and took the sample's
-//!    1024-point jets from about 119 to 105 µs in a bench harness (the vectorised walk
-//!    already in place).
-//! 4. Otherwise bisection on the candidates' d² finds the exact k-th distance T with counts
-//!    (a 3- to 8-way search per round measured no faster).
-//! 5. The points nearer than T, then the first of those at exactly T (index order, so ties go
-//!    to the lower index), are the neighbours.
-//! 6. They are in index order within each distance, so each one's rank in (d², index) order
-//!    is a count and they land sorted.
+//! 1. For the first rung of a ladder of radii (d² ≤ 256, 1024, 4096, then all), only the
+//!    rows within the rung's reach are scanned: one contiguous range of the sorted points.
+//!    d² (i16: pixel distances on a ≤ 128 × 128 image stay below 32,767) of each point in it;
+//!    the points within the rung, below `lim` and not the query are compressed
+//!    (`vpcompressw`) into a candidate list of (index, d²).
+//! 2. While the candidates are fewer than `need`, the same for the next rung.
+//! 3. With k ≤ 16, [`sort_select`]: the candidates as 32-bit (d², index) keys, 16 per
+//!    vector, each vector sorted by a bitonic network and merged into the 16 smallest so far
+//!    (a vector with nothing below the 16th smallest is skipped). On the sample's 1024-point
+//!    jets a query has a median of about 80 candidates.
+//! 4. Otherwise bisection on the candidates' d² finds the exact k-th distance T with counts,
+//!    and the candidates within T are sorted by key.
 //!
-//! A first try that restricted step 1 to the bands of cell rows around the query measured
-//! slower (more partial vectors and per-band work than points skipped; with `benches/knn.rs`,
-//! 1024 points 167 µs per jet against about 160 for this path at the time, 256 points 56
-//! against 44). That code was reverted, so these two numbers are history, not reproducible.
+//! History, measured in a bench harness on the sample's 1024-point jets (vectorised walk in
+//! place; reverted code, so not reproducible from the repo): selecting by bisection, then
+//! ranking by counts, instead of step 3 took about 119 µs per jet against 105; scanning all
+//! points in index order instead of the row range, 85 against 71; a 3- to 8-way search per
+//! bisection round measured no faster than 2-way. An earlier try that scanned bands of cell
+//! rows (session 6) was slower because of its per-band work.
 //!
 //! The same answer as brute force, ties included (tests in `tests.rs` run both this and the
 //! scalar cell search). Used only where the CPU has AVX-512 F/BW/VBMI2 and BMI2; elsewhere
@@ -46,14 +44,19 @@ pub struct Lanes {
     enabled: bool,
     /// Points of the loaded jet.
     n: usize,
+    /// Each point's pixel, by point index.
+    prow: Vec<i16>,
+    pcol: Vec<i16>,
+    /// The points sorted by row (by index within a row), padded to whole vectors: row,
+    /// column and point index (`u16::MAX` in the padding).
     rows: Vec<i16>,
     cols: Vec<i16>,
-    /// d² of every point to the current query.
-    d2: Vec<i16>,
+    idx: Vec<u16>,
+    /// Sorted position of the first point of each row; one more entry, `n`.
+    row_start: Vec<u32>,
     cand_idx: Vec<u16>,
     cand_d2: Vec<i16>,
-    sel_idx: Vec<u16>,
-    sel_d2: Vec<i16>,
+    keys: Vec<Key>,
 }
 
 /// Whether this CPU runs the vectorised search.
@@ -87,20 +90,37 @@ impl Lanes {
         if !self.enabled {
             return false;
         }
-        self.n = rows.len();
-        let padded = rows.len().div_ceil(LANES) * LANES;
+        let n = rows.len();
+        self.n = n;
+        self.prow.clear();
+        self.prow.extend(rows.iter().map(|&r| r as i16));
+        self.pcol.clear();
+        self.pcol.extend(cols.iter().map(|&c| c as i16));
+        // Counting sort by row, stable.
+        self.row_start.clear();
+        self.row_start.resize(shape.0 + 1, 0);
+        for &r in rows {
+            self.row_start[r as usize + 1] += 1;
+        }
+        for r in 1..self.row_start.len() {
+            self.row_start[r] += self.row_start[r - 1];
+        }
+        let padded = n.div_ceil(LANES) * LANES;
         self.rows.clear();
-        self.rows.extend(rows.iter().map(|&r| r as i16));
         self.rows.resize(padded, 0);
         self.cols.clear();
-        self.cols.extend(cols.iter().map(|&c| c as i16));
         self.cols.resize(padded, 0);
-        for buf in [&mut self.d2, &mut self.cand_d2, &mut self.sel_d2] {
-            buf.resize(padded + LANES, 0);
+        self.idx.clear();
+        self.idx.resize(padded, u16::MAX);
+        let mut fill = self.row_start.clone();
+        for (i, (&r, &c)) in rows.iter().zip(cols).enumerate() {
+            let at = &mut fill[r as usize];
+            let p = *at as usize;
+            *at += 1;
+            (self.rows[p], self.cols[p], self.idx[p]) = (r as i16, c as i16, i as u16);
         }
-        for buf in [&mut self.cand_idx, &mut self.sel_idx] {
-            buf.resize(padded + LANES, 0);
-        }
+        self.cand_d2.resize(padded + LANES, 0);
+        self.cand_idx.resize(padded + LANES, 0);
         true
     }
 
@@ -123,74 +143,57 @@ impl Lanes {
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,popcnt")]
     unsafe fn nearest_avx512(&mut self, i: usize, lim: usize, need: usize, out: &mut Vec<Key>) {
         use std::arch::x86_64::*;
-        const IOTA: [i16; LANES] = {
-            let mut a = [0i16; LANES];
-            let mut x = 0;
-            while x < LANES {
-                a[x] = x as i16;
-                x += 1;
-            }
-            a
-        };
-        let vecs = lim.div_ceil(LANES);
-        let tail: u32 = if lim.is_multiple_of(LANES) {
-            u32::MAX
-        } else {
-            (1u32 << (lim % LANES)) - 1
-        };
-        // SAFETY (whole function): `rows` and `cols` hold `vecs * LANES` elements (padded
-        // by `load`) and are read no further. Every other buffer holds `vecs * LANES +
-        // LANES`; a vector stored at candidate or selection count m ends by m + LANES, and
-        // m never exceeds the offset o of the vector being read, because excluded lanes
-        // (i16::MAX) pass no rung and no threshold.
+        let (qr, qc) = (self.prow[i], self.pcol[i]);
+        let h = self.row_start.len() - 1;
+        // SAFETY (whole block): `rows`, `cols` and `idx` hold whole vectors up to
+        // `n.div_ceil(LANES) * LANES` and are read no further; the candidate buffers hold
+        // that plus `LANES`, and a vector stored at candidate count m ends by m + LANES with
+        // m never above the offset of the vector being read.
         unsafe {
-            let (qr, qc) = (
-                _mm512_set1_epi16(self.rows[i]),
-                _mm512_set1_epi16(self.cols[i]),
-            );
-            let excluded = _mm512_set1_epi16(i16::MAX);
-            let iota = _mm512_loadu_si512(IOTA.as_ptr().cast());
-            let (rp, cp, dp) = (self.rows.as_ptr(), self.cols.as_ptr(), self.d2.as_mut_ptr());
+            let (qrv, qcv) = (_mm512_set1_epi16(qr), _mm512_set1_epi16(qc));
+            let limv = _mm512_set1_epi16(lim as i16);
+            let selfv = _mm512_set1_epi16(i as i16);
+            let (rp, cp, jp) = (self.rows.as_ptr(), self.cols.as_ptr(), self.idx.as_ptr());
             let (ci, cd) = (self.cand_idx.as_mut_ptr(), self.cand_d2.as_mut_ptr());
-            // 1. Distances, stored, and the first rung's points compressed as candidates.
-            let first = _mm512_set1_epi16(RUNGS[0]);
-            let mut m = 0usize;
-            for v in 0..vecs {
-                let o = v * LANES;
-                let dr = _mm512_sub_epi16(_mm512_loadu_si512(rp.add(o).cast()), qr);
-                let dc = _mm512_sub_epi16(_mm512_loadu_si512(cp.add(o).cast()), qc);
-                let mut d =
-                    _mm512_add_epi16(_mm512_mullo_epi16(dr, dr), _mm512_mullo_epi16(dc, dc));
-                let mut keep = if v + 1 == vecs { tail } else { u32::MAX };
-                if i / LANES == v {
-                    keep &= !(1u32 << (i % LANES));
-                }
-                d = _mm512_mask_blend_epi16(keep, excluded, d);
-                _mm512_storeu_si512(dp.add(o).cast(), d);
-                let k = _mm512_cmple_epi16_mask(d, first);
-                let idx = _mm512_add_epi16(iota, _mm512_set1_epi16(o as i16));
-                m += append((ci, cd), m, k, idx, d);
-            }
-            // 2. Too few within the first rung: the next rungs, from the stored distances.
+            // 1–2. The points within the first rung that holds `need`, from the rows the rung
+            //    can reach only (one contiguous range of the row-sorted points; whole vectors,
+            //    whose lanes outside the rows are farther than the rung anyway).
             let mut rung = 0;
-            while m < need {
-                rung += 1;
-                let limit = _mm512_set1_epi16(RUNGS[rung]);
+            let mut m;
+            loop {
+                let limit = RUNGS[rung];
+                let reach = (limit as f64).sqrt() as usize;
+                let (lo, hi) = (
+                    (qr as usize).saturating_sub(reach),
+                    (qr as usize + reach + 1).min(h),
+                );
+                let (start, end) = (self.row_start[lo] as usize, self.row_start[hi] as usize);
+                let limitv = _mm512_set1_epi16(limit);
                 m = 0;
-                for v in 0..vecs {
+                for v in start / LANES..end.div_ceil(LANES) {
                     let o = v * LANES;
-                    let d = _mm512_loadu_si512(dp.add(o).cast());
-                    let k = _mm512_cmple_epi16_mask(d, limit);
-                    let idx = _mm512_add_epi16(iota, _mm512_set1_epi16(o as i16));
-                    m += append((ci, cd), m, k, idx, d);
+                    let dr = _mm512_sub_epi16(_mm512_loadu_si512(rp.add(o).cast()), qrv);
+                    let dc = _mm512_sub_epi16(_mm512_loadu_si512(cp.add(o).cast()), qcv);
+                    let d =
+                        _mm512_add_epi16(_mm512_mullo_epi16(dr, dr), _mm512_mullo_epi16(dc, dc));
+                    let j = _mm512_loadu_si512(jp.add(o).cast());
+                    let k = _mm512_cmple_epi16_mask(d, limitv)
+                        & _mm512_cmplt_epu16_mask(j, limv)
+                        & _mm512_cmpneq_epi16_mask(j, selfv);
+                    m += append((ci, cd), m, k, j, d);
                 }
+                if m >= need {
+                    break;
+                }
+                rung += 1;
             }
             // Pad the candidates to whole vectors with keys that sort last.
-            _mm512_storeu_si512(cd.add(m).cast(), excluded);
-            if need <= KEYS && m <= SORT_MAX {
+            _mm512_storeu_si512(cd.add(m).cast(), _mm512_set1_epi16(i16::MAX));
+            if need <= KEYS {
                 sort_select(ci, cd, m, need, out);
                 return;
             }
+            // 4. count(lo) < need <= count(hi): bisect to the exact k-th distance T.
             let mut lo = if rung == 0 { -1 } else { RUNGS[rung - 1] };
             let mut hi = RUNGS[rung];
             let cvecs = m.div_ceil(LANES);
@@ -203,7 +206,6 @@ impl Lanes {
                 }
                 n
             };
-            // 3. count(lo) < need <= count(hi): bisect to the exact k-th distance.
             while hi - lo > 1 {
                 let mid = lo + (hi - lo) / 2;
                 if count(mid) >= need {
@@ -212,64 +214,22 @@ impl Lanes {
                     lo = mid;
                 }
             }
-            // 4. Nearer than T, then those at T; the lowest indices at T when too many.
-            let t = _mm512_set1_epi16(hi);
-            let (si, sd) = (self.sel_idx.as_mut_ptr(), self.sel_d2.as_mut_ptr());
-            let mut s = 0usize;
-            for v in 0..cvecs {
-                let o = v * LANES;
-                let d = _mm512_loadu_si512(cd.add(o).cast());
-                let idx = _mm512_loadu_si512(ci.add(o).cast());
-                let k = _mm512_cmplt_epi16_mask(d, t);
-                s += append((si, sd), s, k, idx, d);
-            }
-            for v in 0..cvecs {
-                if s >= need {
-                    break;
+            // 5. The candidates within T, sorted by (d², index); the first `need` are kept.
+            self.keys.clear();
+            for c in 0..m {
+                let d = *cd.add(c);
+                if d <= hi {
+                    self.keys.push(key(d as u64, usize::from(*ci.add(c))));
                 }
-                let o = v * LANES;
-                let d = _mm512_loadu_si512(cd.add(o).cast());
-                let idx = _mm512_loadu_si512(ci.add(o).cast());
-                let k = _mm512_cmpeq_epi16_mask(d, t);
-                s += append((si, sd), s, k, idx, d);
             }
-            // 5. Each neighbour's rank: nearer ones, plus equally near ones before it (lower
-            //    index).
-            let start = out.len();
-            out.resize(start + need, 0);
-            if need > LANES {
-                for (o, (&d, &j)) in out[start..]
-                    .iter_mut()
-                    .zip(self.sel_d2[..need].iter().zip(&self.sel_idx[..need]))
-                {
-                    *o = key(d as u64, j as usize);
-                }
-                out[start..].sort_unstable();
-                return;
-            }
-            let valid = if need == LANES {
-                u32::MAX
-            } else {
-                (1u32 << need) - 1
-            };
-            let all_d = _mm512_loadu_si512(sd.cast());
-            for a in 0..need {
-                let (d, j) = (self.sel_d2[a], self.sel_idx[a]);
-                let dv = _mm512_set1_epi16(d);
-                let nearer = _mm512_cmplt_epi16_mask(all_d, dv) & valid;
-                let tied_before = _mm512_cmpeq_epi16_mask(all_d, dv) & ((1u32 << a) - 1);
-                let rank = (nearer.count_ones() + tied_before.count_ones()) as usize;
-                out[start + rank] = key(d as u64, j as usize);
-            }
+            self.keys.sort_unstable();
+            out.extend_from_slice(&self.keys[..need]);
         }
     }
 }
 
 /// 32-bit keys per vector in the sorting selection.
 const KEYS: usize = 16;
-
-/// Most candidates selected by sorting; bisection by counts above.
-const SORT_MAX: usize = 128;
 
 /// (partner lane, lanes that take the maximum) of each stage of the bitonic sort of `KEYS`
 /// lanes.
