@@ -3,6 +3,9 @@
 //! as the pipeline selects them). Brute force is the in-run baseline; every method's
 //! neighbour lists are compared with it (the tree crates break distance ties their own way).
 //!
+//! The grid search is timed twice: as used (vectorised where the CPU has AVX-512) and with
+//! only its scalar paths, which other CPUs run.
+//!
 //! Run: `cargo bench --bench knn` (single thread; prints a table). `KNN_GRID_ONLY=1` times
 //! only jetpipe's grid search, 3 s per size, for profiling (`perf record`).
 
@@ -297,6 +300,9 @@ fn main() {
         let cl = clouds(r);
         let (base, reference) = time(&cl, brute);
         let mut g = GridKnn::default();
+        // The scalar paths, which CPUs without AVX-512 run.
+        let mut scalar = GridKnn::default();
+        scalar.scalar_only = true;
         let mut keys = Vec::new();
         let (mut coords, mut pairs) = (Vec::new(), Vec::new());
         let rows: Vec<(&str, Timed)> = vec![
@@ -304,6 +310,10 @@ fn main() {
             (
                 "jetpipe grid (exact; used)",
                 time(&cl, |c, o| grid(c, &mut g, &mut keys, o)),
+            ),
+            (
+                "jetpipe grid, scalar (no AVX-512)",
+                time(&cl, |c, o| grid(c, &mut scalar, &mut keys, o)),
             ),
             ("kiddo 6 ImmutableKdTree", time(&cl, kiddo_tree)),
             ("kdtree 0.8", time(&cl, kdtree_crate)),
