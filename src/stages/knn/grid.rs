@@ -399,6 +399,8 @@ impl GridKnn {
         let vectorised = self.lanes.load(rows, cols, shape, !self.scalar_only);
         for i in 0..n {
             let cell = self.cell(rows[i], cols[i]);
+            // Points are distinct pixels (the point-cloud stage makes one per pixel).
+            debug_assert_eq!(self.occupied[cell], EMPTY, "two points on one pixel");
             self.occupied[cell] = i as u16;
         }
         // Largest resolution first: a point whose neighbours at the next larger resolution

@@ -30,6 +30,9 @@ const VECS: usize = 5;
 /// Offsets probed.
 const PROBES: usize = VECS * LANES;
 
+/// Offsets probed by the first three gathers, after which a walk may stop.
+const FIRST: usize = 3 * LANES;
+
 /// Keys sorted in one register.
 const SORTED: usize = 32;
 
@@ -60,7 +63,8 @@ pub enum Walk {
     Found,
     /// The offsets hold fewer than `need` points: the neighbours lie farther away.
     TooFew,
-    /// Outside what the vectorised walk handles; nothing was probed.
+    /// Outside what the vectorised walk handles (too many points or neighbours, or more
+    /// than 32 hits up to the k-th distance); nothing was appended.
     Declined,
 }
 
@@ -106,7 +110,11 @@ impl WalkTables {
     /// of each group of equal d²).
     pub fn new(table: &[isize], groups: &[(u32, u64)]) -> Self {
         let mut t = WalkTables::default();
-        if table.len() > PROBES || groups.len() > 1 << (16 - INDEX_BITS) {
+        // The first `FIRST` probes must end a distance group (or the table): a walk that
+        // stops there must not cut a group short.
+        let first_ends_group =
+            table.len() <= FIRST || groups.iter().any(|&(end, _)| end as usize == FIRST);
+        if table.len() > PROBES || groups.len() > 1 << (16 - INDEX_BITS) || !first_ends_group {
             return t;
         }
         let mut begin = 0usize;
@@ -196,6 +204,7 @@ impl WalkTables {
             };
             let hit = |j| u128::from(_mm512_cmplt_epu32_mask(j, limv));
             let zero = _mm512_setzero_si512();
+            // The first `FIRST` offsets: three gathers.
             let (j0, j1, j2) = (gather(0), gather(1), gather(2));
             let (mut j3, mut j4) = (zero, zero);
             let mut m = (hit(j0) | hit(j1) << LANES | hit(j2) << (2 * LANES)) & self.real;
