@@ -37,14 +37,23 @@ const LANES: usize = 32;
 /// Rungs of the radius ladder (d², pixels²); the last one admits every point.
 const RUNGS: [i16; 4] = [256, 1024, 4096, i16::MAX - 1];
 
+/// Rows each rung reaches: farther than ⌊√rung⌋ rows no point lies within it.
+const REACH: [usize; 4] = {
+    let mut r = [0; 4];
+    let mut x = 0;
+    while x < r.len() {
+        r[x] = (RUNGS[x] as u16).isqrt() as usize;
+        x += 1;
+    }
+    r
+};
+
 /// A jet's pixel coordinates laid out for the vectorised search, and its buffers.
 #[derive(Default)]
 pub struct Lanes {
     /// Whether the CPU and the image allow the vectorised search.
     enabled: bool,
-    /// Points of the loaded jet.
-    n: usize,
-    /// Each point's pixel, by point index.
+    /// Each point's pixel, by point index (the loaded jet's points).
     prow: Vec<i16>,
     pcol: Vec<i16>,
     /// The points sorted by row (by index within a row), padded to whole vectors: row,
@@ -52,8 +61,10 @@ pub struct Lanes {
     rows: Vec<i16>,
     cols: Vec<i16>,
     idx: Vec<u16>,
-    /// Sorted position of the first point of each row; one more entry, `n`.
+    /// Sorted position of the first point of each row; one more entry, the point count.
     row_start: Vec<u32>,
+    /// Next free sorted position of each row while loading.
+    fill: Vec<u32>,
     cand_idx: Vec<u16>,
     cand_d2: Vec<i16>,
     keys: Vec<Key>,
@@ -91,7 +102,6 @@ impl Lanes {
             return false;
         }
         let n = rows.len();
-        self.n = n;
         self.prow.clear();
         self.prow.extend(rows.iter().map(|&r| r as i16));
         self.pcol.clear();
@@ -112,9 +122,9 @@ impl Lanes {
         self.cols.resize(padded, 0);
         self.idx.clear();
         self.idx.resize(padded, u16::MAX);
-        let mut fill = self.row_start.clone();
+        self.fill.clone_from(&self.row_start);
         for (i, (&r, &c)) in rows.iter().zip(cols).enumerate() {
-            let at = &mut fill[r as usize];
+            let at = &mut self.fill[r as usize];
             let p = *at as usize;
             *at += 1;
             (self.rows[p], self.cols[p], self.idx[p]) = (r as i16, c as i16, i as u16);
@@ -128,7 +138,7 @@ impl Lanes {
     /// (the point itself excluded), in (d², index) order. Only after [`Lanes::load`]
     /// returned true for this jet; `need < lim`.
     pub fn nearest(&mut self, i: usize, lim: usize, need: usize, out: &mut Vec<Key>) {
-        assert!(self.enabled && need < lim && lim <= self.n && i < lim);
+        assert!(self.enabled && need < lim && lim <= self.prow.len() && i < lim);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `enabled` is only set when the CPU has the features the function needs;
         // the buffers are sized by `load` for every index the function touches.
@@ -162,7 +172,7 @@ impl Lanes {
             let mut m;
             loop {
                 let limit = RUNGS[rung];
-                let reach = (limit as f64).sqrt() as usize;
+                let reach = REACH[rung];
                 let (lo, hi) = (
                     (qr as usize).saturating_sub(reach),
                     (qr as usize + reach + 1).min(h),

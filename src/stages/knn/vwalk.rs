@@ -253,12 +253,7 @@ impl WalkTables {
             append(pair(key16(j0, 0), key16(j1, 1)), m as u32);
             let (m1, m2) = ((m >> (2 * LANES)) as u32, (m >> (4 * LANES)) as u32);
             if m1 != 0 {
-                let k3 = if m1 >> LANES != 0 {
-                    key16(j3, 3)
-                } else {
-                    _mm256_setzero_si256()
-                };
-                append(pair(key16(j2, 2), k3), m1);
+                append(pair(key16(j2, 2), key16(j3, 3)), m1);
             }
             if m2 != 0 {
                 append(_mm512_castsi256_si512(key16(j4, 4)), m2);
