@@ -7,6 +7,7 @@ use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::pool::{MaxPool1d, MaxPool1dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig1d, Relu};
 use burn::prelude::*;
+use rows::PaddingExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -132,13 +133,28 @@ impl Block {
         }
     }
 
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    /// The block with Burn's modules on `[B, C, L]`: the reference for [`Block::forward_rows`].
+    fn forward_modules(&self, x: Tensor<3>) -> Tensor<3> {
         let y = self
             .relu
             .forward(self.bn1.forward(self.conv1.forward(x.clone())));
         let y = self.relu.forward(self.bn2.forward(self.conv2.forward(y)));
         let y = self.conv3.forward(y) + self.shortcut.forward(x);
         self.pool.forward(self.relu.forward(y))
+    }
+
+    /// The same block on `[B, L, C]` (one row per point): each convolution is one matrix
+    /// product over all `B·L` rows, and batch norm normalises `[B·L, C]`.
+    fn forward_rows(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, l, c] = x.dims();
+        let x = x.reshape([b * l, c]);
+        let y = rows::pointwise(&self.conv1, x.clone());
+        let y = self.relu.forward(self.bn1.forward(y));
+        let y = rows::conv3(&self.conv2, y.reshape([b, l, c]));
+        let y = self.relu.forward(self.bn2.forward(y));
+        let y = rows::pointwise(&self.conv3, y) + rows::pointwise(&self.shortcut, x);
+        let o = y.dims()[1];
+        rows::max_pool2(self.relu.forward(y).reshape([b, l, o]))
     }
 }
 
@@ -176,10 +192,33 @@ impl ResNetPc {
     }
 
     /// Logits `[B]` of points `[B, R, F]`.
+    ///
+    /// Computed on `[B, L, C]` rows ([`rows`]); the same function of the same parameters as
+    /// [`ResNetPc::forward_modules`], which a test checks, values and gradients.
     pub fn forward(&self, points: Tensor<3>) -> Tensor<1> {
+        let [b, r, f] = points.dims();
+        let s = &self.base;
+        let mut x = if s.kernel_size == 1 && s.stride == 1 && s.padding.is_valid_zero() {
+            let c = s.weight.dims()[0];
+            rows::pointwise(s, points.reshape([b * r, f])).reshape([b, r, c])
+        } else {
+            s.forward(points.swap_dims(1, 2)).swap_dims(1, 2)
+        };
+        for blk in &self.blocks {
+            x = blk.forward_rows(x);
+        }
+        let c = x.dims()[2];
+        let x = x.max_dim(1).reshape([b, c]);
+        self.head.forward(x).squeeze_dim::<1>(1)
+    }
+
+    /// Logits `[B]` of points `[B, R, F]` with Burn's `Conv1d` and `MaxPool1d` modules on
+    /// `[B, C, L]`, as e2e_sparse writes the model: the reference that [`ResNetPc::forward`]
+    /// is tested and benchmarked against.
+    pub fn forward_modules(&self, points: Tensor<3>) -> Tensor<1> {
         let mut x = self.base.forward(points.swap_dims(1, 2));
         for b in &self.blocks {
-            x = b.forward(x);
+            x = b.forward_modules(x);
         }
         let x = x.max_dim(2).squeeze_dim::<2>(2);
         self.head.forward(x).squeeze_dim::<1>(1)
@@ -189,6 +228,67 @@ impl ResNetPc {
     /// BatchNorm running mean and variance (2 per channel), which are buffers in PyTorch.
     pub fn trainable_params(&self) -> usize {
         self.num_params() - 2 * self.bn_channels
+    }
+}
+
+/// Convolutions and pooling on `[B, L, C]` rows, written with the weights of Burn's modules.
+mod rows {
+    use burn::nn::PaddingConfig1d;
+    use burn::nn::conv::Conv1d;
+    use burn::prelude::*;
+
+    /// Whether a padding is none at all.
+    pub trait PaddingExt {
+        /// True for `Valid` and for explicit zero padding.
+        fn is_valid_zero(&self) -> bool;
+    }
+
+    impl PaddingExt for PaddingConfig1d {
+        fn is_valid_zero(&self) -> bool {
+            matches!(
+                self,
+                PaddingConfig1d::Valid | PaddingConfig1d::Explicit(0, 0)
+            )
+        }
+    }
+
+    /// Adds the bias of `conv` (if any) to `[N, O]`.
+    fn bias(conv: &Conv1d, y: Tensor<2>) -> Tensor<2> {
+        match &conv.bias {
+            Some(b) => y + b.val().unsqueeze_dim::<2>(0),
+            None => y,
+        }
+    }
+
+    /// A kernel-size-1 convolution of rows `[N, C]`: `[N, O]`.
+    pub fn pointwise(conv: &Conv1d, x: Tensor<2>) -> Tensor<2> {
+        let [o, c, _] = conv.weight.dims();
+        let w = conv.weight.val().reshape([o, c]).transpose();
+        bias(conv, x.matmul(w))
+    }
+
+    /// A kernel-size-3, stride-1, padding-1 convolution of `[B, L, C]`: `[B·L, O]`, as one
+    /// matrix product of the three shifted copies `[B·L, 3C]` (im2col).
+    pub fn conv3(conv: &Conv1d, x: Tensor<3>) -> Tensor<2> {
+        let [b, l, c] = x.dims();
+        let [o, _, k] = conv.weight.dims();
+        debug_assert_eq!((k, conv.stride), (3, 1));
+        let zeros = Tensor::<3>::zeros([b, 1, c], &x.device());
+        let padded = Tensor::cat(vec![zeros.clone(), x, zeros], 1);
+        let cols: Vec<_> = (0..k).map(|j| padded.clone().narrow(1, j, l)).collect();
+        let cols = Tensor::cat(cols, 2).reshape([b * l, k * c]);
+        // im2col column j·C + i holds input channel i at offset j: weight [O, C, K] → [K·C, O].
+        let w = conv.weight.val().permute([2, 1, 0]).reshape([k * c, o]);
+        bias(conv, cols.matmul(w))
+    }
+
+    /// MaxPool1d(2, 2) along `L` of `[B, L, C]` (an odd last row is dropped, as PyTorch does).
+    pub fn max_pool2(x: Tensor<3>) -> Tensor<3> {
+        let [b, l, c] = x.dims();
+        let h = l / 2;
+        let pairs = x.narrow(1, 0, 2 * h).reshape([b, h, 2, c]);
+        let even = pairs.clone().narrow(2, 0, 1);
+        even.max_pair(pairs.narrow(2, 1, 1)).reshape([b, h, c])
     }
 }
 
@@ -218,6 +318,69 @@ mod tests {
                 v.name()
             );
         }
+    }
+
+    /// Largest absolute difference between two tensors, relative to the larger magnitude.
+    fn rel_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+        let scale = a.clone().abs().max().into_scalar::<f32>().max(1e-6);
+        (a - b).abs().max().into_scalar::<f32>() / scale
+    }
+
+    #[test]
+    fn row_forward_equals_the_module_forward_in_value_and_gradient() {
+        use burn::tensor::Distribution;
+        let device = Device::flex().autodiff();
+        // Odd lengths reach every pooling (768_S: 384 → 192 → … → 3 → 1) and a strided base.
+        for v in [
+            Variant::R1024S,
+            Variant::R1024M,
+            Variant::R768S,
+            Variant::R256S,
+        ] {
+            let m = ResNetPc::new(v, 5, &device);
+            let r = v.resolution() as usize;
+            let x = Tensor::<3>::random([3, r, 5], Distribution::Normal(0.0, 1.0), &device);
+            let a = m.forward(x.clone());
+            let b = m.forward_modules(x);
+            let d = rel_diff(a.clone(), b.clone());
+            assert!(d < 1e-4, "{}: logits differ by {d}", v.name());
+            // A non-uniform loss, so every gradient depends on which jet is which.
+            let w = Tensor::<1>::from_floats([1.0, -2.0, 0.5], &device);
+            let ga = (a * w.clone()).sum().backward();
+            let gb = (b * w).sum().backward();
+            let mut checked = 0;
+            for blk in &m.blocks {
+                for p in [&blk.conv1, &blk.conv2, &blk.conv3, &blk.shortcut] {
+                    let (x, y) = (p.weight.val().grad(&ga), p.weight.val().grad(&gb));
+                    let d = rel_diff(x.unwrap(), y.unwrap());
+                    assert!(d < 1e-3, "{}: weight gradients differ by {d}", v.name());
+                    checked += 1;
+                }
+                let (x, y) = (blk.bn2.gamma.val().grad(&ga), blk.bn2.gamma.val().grad(&gb));
+                assert!(rel_diff(x.unwrap(), y.unwrap()) < 1e-3, "{}", v.name());
+            }
+            let (x, y) = (m.base.weight.val().grad(&ga), m.base.weight.val().grad(&gb));
+            assert!(rel_diff(x.unwrap(), y.unwrap()) < 1e-3, "{}", v.name());
+            assert_eq!(checked, 4 * v.shape().blocks.len());
+        }
+    }
+
+    #[test]
+    fn row_max_pool_matches_max_pool1d_on_odd_lengths() {
+        let device = Device::flex();
+        let pool = MaxPool1dConfig::new(2).with_stride(2).init();
+        let x = Tensor::<3>::from_floats(
+            [[[1.0, 5.0, -2.0], [3.0, 0.0, -1.0], [2.0, 7.0, -5.0]]],
+            &device,
+        );
+        // x is [B=1, L=3, C=3]; MaxPool1d takes [B, C, L] and drops the odd last row.
+        let want = pool.forward(x.clone().swap_dims(1, 2)).swap_dims(1, 2);
+        let got = rows::max_pool2(x);
+        assert_eq!(got.dims(), [1, 1, 3]);
+        assert_eq!(
+            got.into_data().try_to_vec::<f32>().unwrap(),
+            want.into_data().try_to_vec::<f32>().unwrap()
+        );
     }
 
     #[test]
