@@ -44,14 +44,18 @@ pub fn roc(path: &Path, title: &str, scores: &[f32], labels: &[i8]) -> Result<()
     )
 }
 
-/// Colours of successive curves (matplotlib's tab10).
-const PALETTE: [RGBColor; 6] = [
+/// Colours of successive curves (matplotlib's tab10; the 11th curve reuses the first).
+const PALETTE: [RGBColor; 10] = [
     BLUE,
     ORANGE,
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
 /// Writes ROC curves `(legend, points)` into one figure titled `title`, with the
