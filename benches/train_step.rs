@@ -6,7 +6,7 @@
 //! here before timing; a unit test checks values and gradients).
 //!
 //! Run: `.ci/with-tools cargo bench --bench train_step`. `TRAIN_STEP_VARIANTS=1024_M,512_M`
-//! picks the variants; `TRAIN_STEP_SECS` (default 20) is the time spent per variant and path;
+//! picks the variants; `TRAIN_STEP_SECS` (default 10) is the time spent per variant and path;
 //! `TRAIN_STEP_ONLY_ROWS=1` skips the baseline (for profiling).
 
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
@@ -20,12 +20,9 @@ const BATCH: usize = 64;
 /// Features per point, as in the README's training configs.
 const FEATURES: usize = 9;
 
-/// Seconds per jet of `steps` training steps through `fwd`, after one warm-up step.
-fn time_steps(
-    variant: Variant,
-    secs: f64,
-    fwd: fn(&ResNetPc, Tensor<3>) -> Tensor<1>,
-) -> (f64, usize) {
+/// Seconds per jet of training steps through `fwd` for about `secs` seconds (at least two),
+/// after one warm-up step.
+fn time_steps(variant: Variant, secs: f64, fwd: fn(&ResNetPc, Tensor<3>) -> Tensor<1>) -> f64 {
     let device = Device::flex().autodiff();
     let mut model = ResNetPc::new(variant, FEATURES, &device);
     let mut optim = AdamWConfig::new().with_weight_decay(0.05).init();
@@ -54,14 +51,14 @@ fn time_steps(
         model = step(model);
         steps += 1;
     }
-    (t0.elapsed().as_secs_f64() / (steps * BATCH) as f64, steps)
+    t0.elapsed().as_secs_f64() / (steps * BATCH) as f64
 }
 
 fn main() {
     let secs: f64 = std::env::var("TRAIN_STEP_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20.0);
+        .unwrap_or(10.0);
     let names = std::env::var("TRAIN_STEP_VARIANTS").unwrap_or("1024_M,1024_S,512_M,256_M".into());
     let threads = rayon_threads();
     println!("ResNet-PC training step, batch {BATCH}, {FEATURES} features, {threads} threads");
@@ -76,9 +73,9 @@ fn main() {
         let m = if std::env::var("TRAIN_STEP_ONLY_ROWS").is_ok() {
             f64::NAN
         } else {
-            time_steps(v, secs, ResNetPc::forward_modules).0
+            time_steps(v, secs, ResNetPc::forward_modules)
         };
-        let (r, _) = time_steps(v, secs, ResNetPc::forward);
+        let r = time_steps(v, secs, ResNetPc::forward);
         println!(
             "{:<8} {:>12.0} {:>12.0} {:>14.1} {:>14.1} {:>7.2}×",
             name,

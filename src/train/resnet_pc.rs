@@ -7,7 +7,6 @@ use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::pool::{MaxPool1d, MaxPool1dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig1d, Relu};
 use burn::prelude::*;
-use rows::PaddingExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -198,7 +197,11 @@ impl ResNetPc {
     pub fn forward(&self, points: Tensor<3>) -> Tensor<1> {
         let [b, r, f] = points.dims();
         let s = &self.base;
-        let mut x = if s.kernel_size == 1 && s.stride == 1 && s.padding.is_valid_zero() {
+        let unpadded = matches!(
+            s.padding,
+            PaddingConfig1d::Valid | PaddingConfig1d::Explicit(0, 0)
+        );
+        let mut x = if s.kernel_size == 1 && s.stride == 1 && unpadded {
             let c = s.weight.dims()[0];
             rows::pointwise(s, points.reshape([b * r, f])).reshape([b, r, c])
         } else {
@@ -233,24 +236,8 @@ impl ResNetPc {
 
 /// Convolutions and pooling on `[B, L, C]` rows, written with the weights of Burn's modules.
 mod rows {
-    use burn::nn::PaddingConfig1d;
     use burn::nn::conv::Conv1d;
     use burn::prelude::*;
-
-    /// Whether a padding is none at all.
-    pub trait PaddingExt {
-        /// True for `Valid` and for explicit zero padding.
-        fn is_valid_zero(&self) -> bool;
-    }
-
-    impl PaddingExt for PaddingConfig1d {
-        fn is_valid_zero(&self) -> bool {
-            matches!(
-                self,
-                PaddingConfig1d::Valid | PaddingConfig1d::Explicit(0, 0)
-            )
-        }
-    }
 
     /// Adds the bias of `conv` (if any) to `[N, O]`.
     fn bias(conv: &Conv1d, y: Tensor<2>) -> Tensor<2> {
