@@ -24,7 +24,7 @@ const FEATURES: usize = 9;
 /// after one warm-up step.
 fn time_steps(variant: Variant, secs: f64, fwd: fn(&ResNetPc, Tensor<3>) -> Tensor<1>) -> f64 {
     let device = Device::flex().autodiff();
-    let mut model = ResNetPc::new(variant, FEATURES, &device);
+    let mut model = ResNetPc::new(variant, FEATURES, 0, &device);
     let mut optim = AdamWConfig::new().with_weight_decay(0.05).init();
     let bce = BinaryCrossEntropyLossConfig::new()
         .with_logits(true)
@@ -99,7 +99,7 @@ fn rayon_threads() -> usize {
 /// Both forwards give the same logits for one batch (training mode: batch statistics).
 fn check_same_logits(v: Variant) {
     let device = Device::flex().autodiff();
-    let m = ResNetPc::new(v, FEATURES, &device);
+    let m = ResNetPc::new(v, FEATURES, 0, &device);
     let r = v.resolution() as usize;
     let x = Tensor::<3>::random([8, r, FEATURES], Distribution::Normal(0.0, 1.0), &device);
     let a = m.forward(x.clone());

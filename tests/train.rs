@@ -247,3 +247,64 @@ fn only_the_training_loader_reflects() {
         assert!(spec.loader_for(s).reflect.is_empty(), "{s:?}");
     }
 }
+
+#[test]
+fn jet_inputs_feed_the_baseline_and_resnet_pc() {
+    let dir = tempfile::tempdir().unwrap();
+    // The baseline on exactly the listed columns, standardised over the training jets.
+    let base = dir.path().join("base");
+    let text = yaml(&base, "  epochs: 3\n  jet_inputs: [m0, pt]\n")
+        .replace("{resnet_pc: 256_S}", "features_baseline");
+    train(&text, &quiet_opts());
+    let norm = jetpipe::train::jet_inputs::Normalisation::load(&base).unwrap();
+    assert_eq!(norm.names, ["m0", "pt"]);
+    // The mean is over the training jets only (recomputed here from the raw column).
+    let data = jetpipe::train::jet_inputs::read_jets(dataset()).unwrap();
+    let spec = parse_train(&text, "t.yaml").unwrap();
+    let tr = spec.split_of(jetpipe::loader::Subset::Train);
+    let m0 = data.names.iter().position(|n| n == "m0").unwrap();
+    let nd = data.names.len();
+    let vals: Vec<f64> = (0..data.ids.len())
+        .filter(|&i| tr.keeps(data.ids[i]))
+        .map(|i| f64::from(data.x[i * nd + m0]))
+        .collect();
+    let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+    assert!(vals.len() > 30 && (norm.mean[0] - mean).abs() < 1e-9 * mean.abs());
+    // ResNet-PC with the jet inputs: trains, evaluates with the saved normalisation, and its
+    // validation AUC is the eval AUC of the validation jets.
+    let run_dir = dir.path().join("pc");
+    let text = yaml(&run_dir, "  epochs: 1\n  jet_inputs: [m0, pt]\n");
+    let s = train(&text, &quiet_opts());
+    assert_eq!(
+        jetpipe::train::jet_inputs::Normalisation::load(&run_dir)
+            .unwrap()
+            .names,
+        ["m0", "pt"]
+    );
+    let e = jetpipe::train::eval::eval(&run_dir, None, Some(jetpipe::loader::Subset::Val)).unwrap();
+    let best = s.state.best_auc.unwrap();
+    assert!(
+        (e.auc.unwrap() - best).abs() < 1e-6,
+        "{:?} vs {best}",
+        e.auc
+    );
+    // A column the jets table lacks is named with the dataset.
+    let bad = dir.path().join("bad");
+    let text = yaml(&bad, "  epochs: 1\n  jet_inputs: [mass]\n");
+    let e = train_error(&parse_train(&text, "t.yaml").unwrap(), &text);
+    assert!(e.contains("`mass`") && e.contains("tiny"), "{e}");
+    // Identifiers, repeats and empty lists are refused with the line.
+    for (bad, want) in [
+        ("[jet_id]", "identifier"),
+        ("[m0, m0]", "twice"),
+        ("[]", "at least one"),
+    ] {
+        let text = yaml(&bad_dir(), &format!("  jet_inputs: {bad}\n"));
+        let e = parse_train(&text, "t.yaml").unwrap_err().to_string();
+        assert!(e.contains(want) && e.contains("t.yaml:"), "{bad}: {e}");
+    }
+}
+
+fn bad_dir() -> PathBuf {
+    PathBuf::from("/tmp/never-written")
+}

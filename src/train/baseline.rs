@@ -1,136 +1,23 @@
 //! The baseline every report compares against: logistic regression on the `jets` table's
 //! jet-level features (pt, m0, hit counts, channel sums and fractions, widths, pT_D, core and
-//! leading fractions, shape axes, …), standardised with the training set's mean and standard
-//! deviation, trained with the same split, optimiser, metrics and outputs as the point-cloud
-//! models (`model: features_baseline`).
+//! leading fractions, shape axes, …; all of them, or the run's `jet_inputs`), standardised
+//! with the training set's mean and standard deviation, trained with the same split,
+//! optimiser, metrics and outputs as the point-cloud models (`model: features_baseline`).
 
 use crate::error::{Error, Result};
 use crate::loader::plan::SplitMix64;
 use crate::loader::{SplitSpec, Subset};
-use crate::store::manifest::Manifest;
 use crate::train::checkpoint::{self, TrainState};
 use crate::train::history::{self, EpochMetrics};
+use crate::train::jet_inputs::{JetTable, Normalisation, read_jets};
 use crate::train::run::{TrainOptions, TrainSummary};
 use crate::train::spec::TrainSpec;
 use crate::train::{metrics, plot};
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Float32Type, Int8Type, UInt64Type};
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::time::Instant;
-
-/// Columns that are identifiers or labels, not features.
-const NOT_FEATURES: &[&str] = &["jet_id", "source_file", "source_index", "label"];
-
-/// The jets table as a feature matrix.
-pub struct JetFeatures {
-    /// Feature names.
-    pub names: Vec<String>,
-    /// Row-major `[jets, features]`.
-    pub x: Vec<f32>,
-    /// Labels.
-    pub labels: Vec<i8>,
-    /// Jet ids.
-    pub ids: Vec<u64>,
-}
-
-/// Reads every numeric feature column of the `jets` table of `dir`.
-pub fn read_jets(dir: &std::path::Path) -> Result<JetFeatures> {
-    let m = Manifest::read(dir)?.ok_or_else(|| Error::Output {
-        path: dir.to_path_buf(),
-        msg: "no manifest.json".into(),
-    })?;
-    let mut out = JetFeatures {
-        names: Vec::new(),
-        x: Vec::new(),
-        labels: Vec::new(),
-        ids: Vec::new(),
-    };
-    for s in m
-        .units
-        .iter()
-        .flat_map(|u| &u.shards)
-        .filter(|s| s.path.starts_with("jets/"))
-    {
-        let path = dir.join(&s.path);
-        let f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-        for b in ParquetRecordBatchReaderBuilder::try_new(f)?.build()? {
-            let b = b?;
-            let schema = b.schema();
-            let cols: Vec<usize> = (0..b.num_columns())
-                .filter(|&i| {
-                    let f = schema.field(i);
-                    !NOT_FEATURES.contains(&f.name().as_str()) && f.data_type().is_numeric()
-                })
-                .collect();
-            if out.names.is_empty() {
-                out.names = cols
-                    .iter()
-                    .map(|&i| schema.field(i).name().clone())
-                    .collect();
-            }
-            let cast: Vec<_> = cols
-                .iter()
-                .map(|&i| arrow::compute::cast(b.column(i), &DataType::Float32))
-                .collect::<std::result::Result<_, _>>()?;
-            for row in 0..b.num_rows() {
-                for c in &cast {
-                    let a = c.as_primitive::<Float32Type>();
-                    let v = if a.is_null(row) { 0.0 } else { a.value(row) };
-                    out.x.push(if v.is_finite() { v } else { 0.0 });
-                }
-            }
-            let labels = b
-                .column_by_name("label")
-                .map(|c| c.as_primitive::<Int8Type>().clone());
-            for row in 0..b.num_rows() {
-                out.labels.push(
-                    labels
-                        .as_ref()
-                        .map_or(-1, |l| if l.is_null(row) { -1 } else { l.value(row) }),
-                );
-            }
-            let ids = b
-                .column_by_name("jet_id")
-                .expect("jet_id")
-                .as_primitive::<UInt64Type>();
-            out.ids.extend(ids.values().iter());
-        }
-    }
-    Ok(out)
-}
-
-/// The standardisation the baseline was trained with (`RUN/normalisation.json`), so that
-/// `pipeline eval` scales jets the same way.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Normalisation {
-    /// Feature columns in input order.
-    pub names: Vec<String>,
-    /// Training-set mean of each feature.
-    pub mean: Vec<f64>,
-    /// 1 / standard deviation (1 for a constant feature).
-    pub scale: Vec<f64>,
-}
-
-impl Normalisation {
-    fn save(&self, run: &std::path::Path) -> Result<()> {
-        let p = run.join("normalisation.json");
-        let json = serde_json::to_vec_pretty(self).expect("serialises");
-        std::fs::write(&p, json).map_err(|e| Error::io(&p, e))
-    }
-
-    fn load(run: &std::path::Path) -> Result<Self> {
-        let p = run.join("normalisation.json");
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::Output {
-            path: p,
-            msg: format!("not a baseline normalisation: {e}"),
-        })
-    }
-}
 
 /// Logits of the run's best baseline for the jets of `dataset` that `keep` selects:
 /// (logits, labels, jet ids).
@@ -141,32 +28,11 @@ pub fn predict_baseline(
     device: &Device,
 ) -> Result<(Vec<f32>, Vec<i8>, Vec<u64>)> {
     let norm = Normalisation::load(run)?;
-    let data = read_jets(dataset)?;
-    let cols: Vec<usize> = norm
-        .names
-        .iter()
-        .map(|n| {
-            data.names
-                .iter()
-                .position(|d| d == n)
-                .ok_or_else(|| Error::Output {
-                    path: dataset.to_path_buf(),
-                    msg: format!("the jets table has no column `{n}`, which the baseline uses"),
-                })
-        })
-        .collect::<Result<_>>()?;
-    let nd = data.names.len();
-    let rows: Vec<usize> = (0..data.ids.len()).filter(|&i| keep(data.ids[i])).collect();
-    let nf = cols.len();
-    let (xs, mean, scale, cols) = (&data.x, &norm.mean, &norm.scale, &cols);
-    let x: Vec<f32> = rows
-        .iter()
-        .flat_map(|&r| {
-            cols.iter()
-                .enumerate()
-                .map(move |(f, &c)| ((f64::from(xs[r * nd + c]) - mean[f]) * scale[f]) as f32)
-        })
+    let table = JetTable::new(read_jets(dataset)?, &norm, dataset)?;
+    let rows: Vec<usize> = (0..table.ids.len())
+        .filter(|&i| keep(table.ids[i]))
         .collect();
+    let (nf, x) = (table.width, table.matrix(&rows));
     let dir = checkpoint::find(run, "best").ok_or_else(|| Error::Output {
         path: run.to_path_buf(),
         msg: "no `best` checkpoint".into(),
@@ -188,8 +54,8 @@ pub fn predict_baseline(
         .squeeze_dim::<1>(1)
         .try_into_vec_as::<f32>()
         .map_err(|e| Error::Loader(format!("{e:?}")))?;
-    let labels = rows.iter().map(|&r| data.labels[r]).collect();
-    let ids = rows.iter().map(|&r| data.ids[r]).collect();
+    let labels = rows.iter().map(|&r| table.labels[r]).collect();
+    let ids = rows.iter().map(|&r| table.ids[r]).collect();
     Ok((z, labels, ids))
 }
 
@@ -202,14 +68,15 @@ pub struct Logistic {
 /// Trains the baseline.
 pub fn train_baseline(spec: &TrainSpec, opts: &TrainOptions) -> Result<TrainSummary> {
     let run = spec.run_dir.as_path();
-    let data = read_jets(&spec.loader.dataset)?;
-    let nf = data.names.len();
-    let split = |subset| SplitSpec {
-        train: spec.split.train,
-        val: spec.split.val,
-        seed: spec.split.seed,
-        subset,
-    };
+    let dataset = spec.loader.dataset.as_path();
+    let data = read_jets(dataset)?;
+    // Every numeric column of the jets table unless the run names its `jet_inputs`.
+    let names = spec
+        .jet_inputs
+        .clone()
+        .unwrap_or_else(|| data.names.clone());
+    let cols = data.columns(&names, dataset)?;
+    let split = |subset| spec.split_of(subset);
     let rows = |s: SplitSpec| -> Vec<usize> {
         (0..data.ids.len())
             .filter(|&i| s.keeps(data.ids[i]))
@@ -222,37 +89,11 @@ pub fn train_baseline(spec: &TrainSpec, opts: &TrainOptions) -> Result<TrainSumm
         ));
     }
     // Standardise with the training set's mean and standard deviation.
-    let mut mean = vec![0f64; nf];
-    let mut sq = vec![0f64; nf];
-    for &r in &tr {
-        for f in 0..nf {
-            let v = f64::from(data.x[r * nf + f]);
-            mean[f] += v;
-            sq[f] += v * v;
-        }
-    }
-    let n = tr.len() as f64;
-    let scale: Vec<f64> = (0..nf)
-        .map(|f| {
-            mean[f] /= n;
-            let var = (sq[f] / n - mean[f] * mean[f]).max(0.0);
-            if var > 0.0 { 1.0 / var.sqrt() } else { 1.0 }
-        })
-        .collect();
-    Normalisation {
-        names: data.names.clone(),
-        mean: mean.clone(),
-        scale: scale.clone(),
-    }
-    .save(run)?;
-    let (x, mean, scale) = (&data.x, &mean, &scale);
-    let matrix = |idx: &[usize]| -> Vec<f32> {
-        idx.iter()
-            .flat_map(|&r| {
-                (0..nf).map(move |f| ((f64::from(x[r * nf + f]) - mean[f]) * scale[f]) as f32)
-            })
-            .collect()
-    };
+    let norm = Normalisation::fit(&data, &cols, &tr);
+    norm.save(run)?;
+    let table = JetTable::new(data, &norm, dataset)?;
+    let nf = table.width;
+    let matrix = |idx: &[usize]| table.matrix(idx);
     let plain = crate::train::run::device(spec.device)?;
     let device = plain.clone().autodiff();
     let mut model = crate::train::run::seeded(&device, spec.seed, || Logistic {
@@ -265,7 +106,8 @@ pub fn train_baseline(spec: &TrainSpec, opts: &TrainOptions) -> Result<TrainSumm
     let bce = BinaryCrossEntropyLossConfig::new()
         .with_logits(true)
         .init(&device);
-    let (xv, yv): (Vec<f32>, Vec<i8>) = (matrix(&va), va.iter().map(|&r| data.labels[r]).collect());
+    let (xv, yv): (Vec<f32>, Vec<i8>) =
+        (matrix(&va), va.iter().map(|&r| table.labels[r]).collect());
     let xv = Tensor::<2>::from_data(TensorData::new(xv, [va.len(), nf]), &plain);
     let mut st = TrainState {
         lr: spec.lr,
@@ -274,7 +116,7 @@ pub fn train_baseline(spec: &TrainSpec, opts: &TrainOptions) -> Result<TrainSumm
     if !opts.quiet {
         println!(
             "model:    features baseline: logistic regression on {nf} jet features ({})",
-            data.names.join(", ")
+            norm.names.join(", ")
         );
         println!(
             "data:     {} training jets, {} validation jets",
@@ -293,7 +135,7 @@ pub fn train_baseline(spec: &TrainSpec, opts: &TrainOptions) -> Result<TrainSumm
             if spec.max_steps.is_some_and(|m| s >= m) {
                 break;
             }
-            let y: Vec<i8> = chunk.iter().map(|&r| data.labels[r]).collect();
+            let y: Vec<i8> = chunk.iter().map(|&r| table.labels[r]).collect();
             if let Some(bad) = y.iter().find(|&&l| l != 0 && l != 1) {
                 return Err(Error::Loader(format!(
                     "label {bad}: training needs labels 0 or 1"

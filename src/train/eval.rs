@@ -33,9 +33,11 @@ pub fn eval(run_dir: &Path, dataset: Option<&Path>, subset: Option<Subset>) -> R
     let device = run::device(spec.device)?;
     let (logits, labels, ids) = match spec.model {
         ModelSpec::ResnetPc(variant) => {
-            let loader = Loader::open(&eval_loader(&spec, dataset, subset))?;
+            let l = eval_loader(&spec, dataset, subset);
+            let loader = Loader::open(&l)?;
             let model = run::load_model(run_dir, &spec, variant, "best", &device)?;
-            run::predict(&model, &loader, &device)?
+            let jets = run::jet_table(&spec, run_dir, &l.dataset, false)?;
+            run::predict(&model, &loader, jets.as_ref(), &device)?
         }
         ModelSpec::FeaturesBaseline => {
             let l = eval_loader(&spec, dataset, subset);

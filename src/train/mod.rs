@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod compare;
 pub mod eval;
 pub mod history;
+pub mod jet_inputs;
 pub mod metrics;
 pub mod plot;
 pub mod resnet_pc;

@@ -167,8 +167,9 @@ pub struct ResNetPc {
 }
 
 impl ResNetPc {
-    /// A new model for `features` input features per point.
-    pub fn new(variant: Variant, features: usize, device: &Device) -> Self {
+    /// A new model for `features` input features per point and `jet_inputs` jet-level inputs
+    /// (0 for the e2e_sparse model), which join the pooled point features before the head.
+    pub fn new(variant: Variant, features: usize, jet_inputs: usize, device: &Device) -> Self {
         let s = variant.shape();
         let base = Conv1dConfig::new(features, s.channels, s.kernel)
             .with_stride(s.stride)
@@ -185,7 +186,7 @@ impl ResNetPc {
         Self {
             base,
             blocks,
-            head: LinearConfig::new(c, 1).init(device),
+            head: LinearConfig::new(c + jet_inputs, 1).init(device),
             bn_channels,
         }
     }
@@ -195,6 +196,13 @@ impl ResNetPc {
     /// Computed on `[B, L, C]` rows ([`rows`]); the same function of the same parameters as
     /// [`ResNetPc::forward_modules`], which a test checks, values and gradients.
     pub fn forward(&self, points: Tensor<3>) -> Tensor<1> {
+        self.forward_with_jets(points, None)
+    }
+
+    /// Logits `[B]` of points `[B, R, F]` and jet-level inputs `[B, J]` (the `J` the model was
+    /// built for; `None` when 0): the pooled point features and the jet inputs, concatenated,
+    /// go through the head.
+    pub fn forward_with_jets(&self, points: Tensor<3>, jets: Option<Tensor<2>>) -> Tensor<1> {
         let [b, r, f] = points.dims();
         let s = &self.base;
         let unpadded = matches!(
@@ -212,6 +220,10 @@ impl ResNetPc {
         }
         let c = x.dims()[2];
         let x = x.max_dim(1).reshape([b, c]);
+        let x = match jets {
+            Some(j) => Tensor::cat(vec![x, j], 1),
+            None => x,
+        };
         self.head.forward(x).squeeze_dim::<1>(1)
     }
 
@@ -299,7 +311,7 @@ mod tests {
         let device = Device::flex();
         for (v, n) in want {
             assert_eq!(
-                ResNetPc::new(v, 5, &device).trainable_params(),
+                ResNetPc::new(v, 5, 0, &device).trainable_params(),
                 n,
                 "{}",
                 v.name()
@@ -324,7 +336,7 @@ mod tests {
             Variant::R768S,
             Variant::R256S,
         ] {
-            let m = ResNetPc::new(v, 5, &device);
+            let m = ResNetPc::new(v, 5, 0, &device);
             let r = v.resolution() as usize;
             let x = Tensor::<3>::random([3, r, 5], Distribution::Normal(0.0, 1.0), &device);
             let a = m.forward(x.clone());
@@ -374,9 +386,31 @@ mod tests {
     fn forward_gives_one_logit_per_jet_at_every_resolution() {
         let device = Device::flex();
         for v in [Variant::R256S, Variant::R512S, Variant::R1024M] {
-            let m = ResNetPc::new(v, 5, &device);
+            let m = ResNetPc::new(v, 5, 0, &device);
             let x = Tensor::<3>::ones([2, v.resolution() as usize, 5], &device);
             assert_eq!(m.forward(x).dims(), [2], "{}", v.name());
         }
+    }
+
+    #[test]
+    fn jet_inputs_enter_the_head_linearly_beside_the_pooled_points() {
+        use burn::tensor::Distribution;
+        let device = Device::flex();
+        let v = Variant::R256S;
+        let m = ResNetPc::new(v, 5, 2, &device);
+        assert_eq!(m.trainable_params(), 2_346_081 + 2);
+        let m = m.valid();
+        let x = Tensor::<3>::random([3, 256, 5], Distribution::Normal(0.0, 1.0), &device);
+        let j1 = Tensor::<2>::random([3, 2], Distribution::Normal(0.0, 1.0), &device);
+        let j2 = Tensor::<2>::random([3, 2], Distribution::Normal(0.0, 1.0), &device);
+        let z1 = m.forward_with_jets(x.clone(), Some(j1.clone()));
+        let z2 = m.forward_with_jets(x, Some(j2.clone()));
+        // The head weight is [pooled + 2, 1]; its last two rows weigh the jet inputs.
+        let w = m.head.weight.val();
+        let n = w.dims()[0];
+        let w = w.slice([n - 2..n, 0..1]);
+        let want = (j2 - j1).matmul(w).reshape([3]);
+        let got = z2 - z1;
+        assert!(rel_diff(got, want) < 1e-5);
     }
 }

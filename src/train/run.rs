@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::loader::{Loader, Subset};
 use crate::train::checkpoint::{self, TrainState};
 use crate::train::history::{self, EpochMetrics};
+use crate::train::jet_inputs::{JetTable, Normalisation, read_jets};
 use crate::train::metrics;
 use crate::train::plot;
 use crate::train::resnet_pc::{ResNetPc, Variant};
@@ -64,18 +65,54 @@ pub fn seeded<M: Module>(device: &Device, seed: u64, make: impl Fn() -> M) -> M 
     make().load_record(record)
 }
 
-/// Validation logits and labels of `model` over a loader's whole epoch 0.
+/// The jet inputs of run `run` (settings `spec`) for the jets of `dataset`, when the run has
+/// `jet_inputs`: standardised as fitted on the training jets and saved to the run (`fit`: a
+/// new run), or as the run saved them (resume, evaluation).
+pub fn jet_table(
+    spec: &TrainSpec,
+    run: &Path,
+    dataset: &Path,
+    fit: bool,
+) -> Result<Option<JetTable>> {
+    let Some(names) = &spec.jet_inputs else {
+        return Ok(None);
+    };
+    let data = read_jets(dataset)?;
+    let norm = if fit {
+        let cols = data.columns(names, dataset)?;
+        let train = spec.split_of(Subset::Train);
+        let rows: Vec<usize> = (0..data.ids.len())
+            .filter(|&i| train.keeps(data.ids[i]))
+            .collect();
+        let norm = Normalisation::fit(&data, &cols, &rows);
+        norm.save(run)?;
+        norm
+    } else {
+        Normalisation::load(run)?
+    };
+    JetTable::new(data, &norm, dataset).map(Some)
+}
+
+/// The `[B, J]` jet inputs of a batch's jets, when the run has them.
+fn jet_tensor(table: Option<&JetTable>, ids: &[u64], device: &Device) -> Result<Option<Tensor<2>>> {
+    table.map(|t| t.tensor(ids, device)).transpose()
+}
+
+/// Validation logits and labels of `model` over a loader's whole epoch 0 (`jets`: the run's
+/// jet inputs, if any).
 pub fn predict(
     model: &ResNetPc,
     loader: &Loader,
+    jets: Option<&JetTable>,
     device: &Device,
 ) -> Result<(Vec<f32>, Vec<i8>, Vec<u64>)> {
     let eval = model.valid();
     let (mut logits, mut labels, mut ids) = (Vec::new(), Vec::new(), Vec::new());
     for b in loader.epoch(0)? {
         let t = to_tensors(b?, device);
+        let j = jet_tensor(jets, &t.jet_ids, device)?;
         let z: Vec<f32> = eval
-            .forward(t.points)
+            .forward_with_jets(t.points, j)
             .try_into_vec_as::<f32>()
             .map_err(|e| Error::Loader(format!("reading logits: {e:?}")))?;
         logits.extend(z);
@@ -141,7 +178,11 @@ pub fn train_resnet(
     let train = Loader::open(&spec.loader_for(Subset::Train))?;
     let val = Loader::open(&spec.loader_for(Subset::Val))?;
     let nf = spec.loader.features.len();
-    let mut model = seeded(&device, spec.seed, || ResNetPc::new(variant, nf, &device));
+    let jets = jet_table(spec, run, &spec.loader.dataset, !opts.resume)?;
+    let nj = jets.as_ref().map_or(0, |t| t.width);
+    let mut model = seeded(&device, spec.seed, || {
+        ResNetPc::new(variant, nf, nj, &device)
+    });
     let adamw = || {
         AdamWConfig::new()
             .with_weight_decay(spec.weight_decay as f32)
@@ -172,11 +213,14 @@ pub fn train_resnet(
     }
     if !opts.quiet {
         println!(
-            "model:    ResNet-PC {} ({} trainable parameters), {} features, res {}",
+            "model:    ResNet-PC {} ({} trainable parameters), {} features, res {}{}",
             variant.name(),
             model.trainable_params(),
             spec.loader.features.len(),
-            spec.loader.resolution
+            spec.loader.resolution,
+            spec.jet_inputs
+                .as_ref()
+                .map_or(String::new(), |j| format!(", jet inputs {}", j.join(", ")))
         );
         println!(
             "data:     {} training jets ({} batches/epoch), {} validation jets",
@@ -219,14 +263,15 @@ pub fn train_resnet(
         );
         bar.set_position(st.epoch_step as u64);
         let t0 = Instant::now();
-        let mut jets = 0usize;
+        let mut seen = 0usize;
         let mut acc = GradientsAccumulator::<ResNetPc>::new();
         let mut pending = 0;
         while st.epoch_step < steps {
             let Some(b) = it.next() else { break };
             let t = to_tensors(b?, &device);
             check_labels(&t.label_values, &t.jet_ids)?;
-            let logits = model.forward(t.points);
+            let j = jet_tensor(jets.as_ref(), &t.jet_ids, &device)?;
+            let logits = model.forward_with_jets(t.points, j);
             let loss = bce.forward(logits.clone(), t.labels);
             let z: Vec<f32> = logits
                 .inner()
@@ -242,7 +287,7 @@ pub fn train_resnet(
             st.partial_jets += z.len();
             st.partial_logits.extend(z);
             st.partial_labels.extend(&t.label_values);
-            jets += t.label_values.len();
+            seen += t.label_values.len();
             let loss = if accum > 1 {
                 loss.div_scalar(accum as f32)
             } else {
@@ -275,7 +320,7 @@ pub fn train_resnet(
             st.loader = Some(it.state());
             bar.set_message(format!(
                 "{:.0} jets/s",
-                jets as f64 / t0.elapsed().as_secs_f64()
+                seen as f64 / t0.elapsed().as_secs_f64()
             ));
             bar.inc(1);
             if st.step.is_multiple_of(spec.checkpoint_every) {
@@ -289,8 +334,8 @@ pub fn train_resnet(
         }
         drop(it);
         bar.finish_and_clear();
-        let rate = jets as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-        let (vz, vl, _) = predict(&model, &val, &plain)?;
+        let rate = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+        let (vz, vl, _) = predict(&model, &val, jets.as_ref(), &plain)?;
         let m = EpochMetrics {
             epoch: st.epoch,
             lr: st.lr,
@@ -392,7 +437,8 @@ pub fn load_model(
         path: run.to_path_buf(),
         msg: format!("no `{which}` checkpoint"),
     })?;
-    ResNetPc::new(variant, spec.loader.features.len(), device)
+    let nj = spec.jet_inputs.as_ref().map_or(0, Vec::len);
+    ResNetPc::new(variant, spec.loader.features.len(), nj, device)
         .try_load_file(dir.join("model.bpk"))
         .map_err(|e| Error::Output {
             path: dir,

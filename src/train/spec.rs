@@ -126,6 +126,34 @@ pub struct TrainSpec {
     #[serde(default = "d_device")]
     #[garde(skip)]
     pub device: DeviceKind,
+    /// Jet-level inputs: numeric columns of the dataset's `jets` table (e.g. `[m0, pt]`),
+    /// standardised with the training jets' mean and standard deviation. The features
+    /// baseline uses exactly these (absent: every numeric column). ResNet-PC concatenates
+    /// them to its globally pooled point features before the head (absent: none, the
+    /// e2e_sparse model).
+    #[serde(default)]
+    #[garde(custom(jet_input_names))]
+    pub jet_inputs: Option<Vec<String>>,
+}
+
+fn jet_input_names(v: &Option<Vec<String>>, _: &()) -> garde::Result {
+    let Some(v) = v else { return Ok(()) };
+    if v.is_empty() {
+        return Err(garde::Error::new(
+            "list at least one column, or leave `jet_inputs` out",
+        ));
+    }
+    for (i, n) in v.iter().enumerate() {
+        if crate::train::jet_inputs::NOT_FEATURES.contains(&n.as_str()) {
+            return Err(garde::Error::new(format!(
+                "`{n}` is an identifier or the label, not an input"
+            )));
+        }
+        if v[..i].contains(n) {
+            return Err(garde::Error::new(format!("`{n}` is listed twice")));
+        }
+    }
+    Ok(())
 }
 
 fn d_device() -> DeviceKind {
@@ -202,18 +230,22 @@ pub fn load_train(path: &std::path::Path) -> Result<TrainSpec> {
 }
 
 impl TrainSpec {
-    /// The loader of one subset: train (the YAML's settings), or val/test (in file order,
-    /// every jet, same features and batch size).
-    pub fn loader_for(&self, subset: crate::loader::Subset) -> LoaderSpec {
-        let mut l = self.loader.clone();
-        let split = |subset| crate::loader::SplitSpec {
+    /// The jets of `subset` under this run's split.
+    pub fn split_of(&self, subset: crate::loader::Subset) -> crate::loader::SplitSpec {
+        crate::loader::SplitSpec {
             train: self.split.train,
             val: self.split.val,
             seed: self.split.seed,
             subset,
-        };
-        l.split = Some(split(subset));
-        l.stats_from = Some(split(crate::loader::Subset::Train));
+        }
+    }
+
+    /// The loader of one subset: train (the YAML's settings), or val/test (in file order,
+    /// every jet, same features and batch size).
+    pub fn loader_for(&self, subset: crate::loader::Subset) -> LoaderSpec {
+        let mut l = self.loader.clone();
+        l.split = Some(self.split_of(subset));
+        l.stats_from = Some(self.split_of(crate::loader::Subset::Train));
         if subset != crate::loader::Subset::Train {
             // Validation and test: every jet once, in order, on every rank, as stored.
             l.shuffle = false;
