@@ -94,7 +94,7 @@ fn short_training_learns_and_writes_every_output() {
     let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 7, "{csv}");
     // Predictions: every jet of the dataset, contract-conform, joinable with SQL.
-    let e = jetpipe::train::eval::eval(&run_dir, None, None).unwrap();
+    let e = jetpipe::train::eval::eval(&run_dir, None, None, None).unwrap();
     assert_eq!(e.jets, 64);
     let f = std::fs::File::open(&e.path).unwrap();
     let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).unwrap();
@@ -167,20 +167,22 @@ fn features_baseline_trains_on_the_jets_table() {
     assert!(h.last().unwrap().train_loss < h[0].train_loss, "{h:?}");
     assert!(run_dir.join("best/model.bpk").exists());
     // Evaluation with the saved normalisation: the validation jets score the validation AUC.
-    let e = jetpipe::train::eval::eval(&run_dir, None, Some(jetpipe::loader::Subset::Val)).unwrap();
+    let e = jetpipe::train::eval::eval(&run_dir, None, Some(jetpipe::loader::Subset::Val), None)
+        .unwrap();
     let best = s.state.best_auc.unwrap();
     assert!(
         (e.auc.unwrap() - best).abs() < 1e-6,
         "{:?} vs {best}",
         e.auc
     );
-    let all = jetpipe::train::eval::eval(&run_dir, None, None).unwrap();
+    let all = jetpipe::train::eval::eval(&run_dir, None, None, None).unwrap();
     assert_eq!(all.jets, 64);
     // Compare: the run against itself has Δ = 0 exactly and the eval AUC; the figure has one
     // curve per run (blue, then orange).
     let out = dir.path().join("roc_compare.png");
-    let rows = jetpipe::train::compare::run_compare(&[run_dir.clone(), run_dir.clone()], &out, 50)
-        .unwrap();
+    let rows =
+        jetpipe::train::compare::run_compare(&[run_dir.clone(), run_dir.clone()], None, &out, 50)
+            .unwrap();
     assert!((rows[1].auc - all.auc.unwrap()).abs() < 1e-9);
     assert_eq!(
         (rows[1].delta, rows[1].delta_err, rows[1].p_better),
@@ -194,11 +196,40 @@ fn features_baseline_trains_on_the_jets_table() {
     let px = &buf[..info.buffer_size()];
     let count = |rgb: [u8; 3]| px.chunks(3).filter(|c| c == &rgb).count();
     assert!(count([255, 127, 14]) > 100, "no orange curve");
+    // Tagged predictions sit beside the untagged ones and are compared by tag.
+    let v = jetpipe::train::eval::eval(
+        &run_dir,
+        None,
+        Some(jetpipe::loader::Subset::Val),
+        Some("v-1"),
+    )
+    .unwrap();
+    assert!(
+        v.path.ends_with("predictions_v-1.parquet") && run_dir.join("roc_eval_v-1.png").exists()
+    );
+    let tagged =
+        jetpipe::train::compare::run_compare(&[run_dir.clone()], Some("v-1"), &out, 5).unwrap();
+    assert!((tagged[0].auc - best).abs() < 1e-6);
+    assert_eq!(
+        jetpipe::train::compare::read_predictions(&run_dir, None)
+            .unwrap()
+            .ids
+            .len(),
+        64
+    );
+    let e = jetpipe::train::eval::eval(&run_dir, None, None, Some("a/b"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--tag `a/b`"), "{e}");
     // A run without predictions is named.
-    let e =
-        jetpipe::train::compare::run_compare(&[run_dir.clone(), dir.path().join("none")], &out, 5)
-            .unwrap_err()
-            .to_string();
+    let e = jetpipe::train::compare::run_compare(
+        &[run_dir.clone(), dir.path().join("none")],
+        None,
+        &out,
+        5,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("none/predictions.parquet") && e.contains("pipeline eval"),
         "{e}"
@@ -281,7 +312,8 @@ fn jet_inputs_feed_the_baseline_and_resnet_pc() {
             .names,
         ["m0", "pt"]
     );
-    let e = jetpipe::train::eval::eval(&run_dir, None, Some(jetpipe::loader::Subset::Val)).unwrap();
+    let e = jetpipe::train::eval::eval(&run_dir, None, Some(jetpipe::loader::Subset::Val), None)
+        .unwrap();
     let best = s.state.best_auc.unwrap();
     assert!(
         (e.auc.unwrap() - best).abs() < 1e-6,

@@ -32,6 +32,10 @@ pub struct EvalArgs {
     /// Jets to score: test, val, train (the run's split) or all.
     #[arg(long, default_value = "test")]
     pub subset: String,
+    /// Write `predictions_TAG.parquet` and `roc_eval_TAG.png` instead of `predictions.parquet`
+    /// and `roc_eval.png` (e.g. one tag per dataset scored).
+    #[arg(long)]
+    pub tag: Option<String>,
 }
 
 /// Arguments of `pipeline compare`.
@@ -47,11 +51,20 @@ pub struct CompareArgs {
     /// Bootstrap resamples for the standard errors.
     #[arg(long, default_value_t = 500)]
     pub bootstrap: usize,
+    /// Compare the runs' `predictions_TAG.parquet` (from `pipeline eval --tag TAG`).
+    #[arg(long)]
+    pub tag: Option<String>,
 }
 
 /// Runs `pipeline compare`.
 pub fn compare(args: CompareArgs) -> Result<()> {
-    crate::train::compare::run_compare(&args.runs, &args.out, args.bootstrap.max(2)).map(|_| ())
+    crate::train::compare::run_compare(
+        &args.runs,
+        args.tag.as_deref(),
+        &args.out,
+        args.bootstrap.max(2),
+    )
+    .map(|_| ())
 }
 
 /// Runs `pipeline train`.
@@ -86,7 +99,12 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             )));
         }
     };
-    let s = crate::train::eval::eval(&args.run, args.dataset.as_deref(), subset)?;
+    let s = crate::train::eval::eval(
+        &args.run,
+        args.dataset.as_deref(),
+        subset,
+        args.tag.as_deref(),
+    )?;
     println!(
         "scored:   {} jets ({}), AUC {}, accuracy {:.4}",
         s.jets,

@@ -27,15 +27,21 @@ pub struct Scored {
     pub labels: Vec<i8>,
 }
 
-/// Reads `RUN/predictions.parquet`, sorted by jet id; jets without a label are dropped.
-pub fn read_predictions(run: &Path) -> Result<Scored> {
-    let path = run.join("predictions.parquet");
+/// Reads the run's predictions file of `tag` (`RUN/predictions.parquet`, or
+/// `RUN/predictions_TAG.parquet`), sorted by jet id; jets without a label are dropped.
+pub fn read_predictions(run: &Path, tag: Option<&str>) -> Result<Scored> {
+    let path = crate::train::eval::predictions_file(run, tag);
     let bad = |msg: String| Error::Output {
         path: path.clone(),
         msg,
     };
-    let f = std::fs::File::open(&path)
-        .map_err(|e| bad(format!("{e} (run `pipeline eval {}` first)", run.display())))?;
+    let f = std::fs::File::open(&path).map_err(|e| {
+        let t = tag.map_or(String::new(), |t| format!(" --tag {t}"));
+        bad(format!(
+            "{e} (run `pipeline eval {}{t}` first)",
+            run.display()
+        ))
+    })?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(f)?.build()?;
     let mut rows: Vec<(u64, f32, i8)> = Vec::new();
     for b in reader {
@@ -158,10 +164,16 @@ pub fn compare(runs: &[Scored], samples: usize, seed: u64) -> Result<Vec<Row>> {
 }
 
 /// `pipeline compare`: prints the table and writes the ROC curves of every run into `out`.
-pub fn run_compare(runs: &[PathBuf], out: &Path, samples: usize) -> Result<Vec<Row>> {
+pub fn run_compare(
+    runs: &[PathBuf],
+    tag: Option<&str>,
+    out: &Path,
+    samples: usize,
+) -> Result<Vec<Row>> {
+    crate::train::eval::check_tag(tag)?;
     let scored: Vec<Scored> = runs
         .iter()
-        .map(|r| read_predictions(r))
+        .map(|r| read_predictions(r, tag))
         .collect::<Result<_>>()?;
     let rows = compare(&scored, samples, 0)?;
     let name = |r: &Scored| {

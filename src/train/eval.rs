@@ -1,7 +1,8 @@
 //! `pipeline eval RUN`: score a dataset's jets with a run's best model and write
 //! `RUN/predictions.parquet` (jet_id, score, label; contract `schemas/predictions.schema.json`)
 //! so `pipeline sql -d DATASET -d RUN` can join predictions with the `jets` table; prints
-//! AUC and accuracy and draws `RUN/roc_eval.png`.
+//! AUC and accuracy and draws `RUN/roc_eval.png`. With a tag (`--tag s9`) the files are
+//! `predictions_s9.parquet` and `roc_eval_s9.png`, so scores of several datasets coexist.
 
 use crate::error::{Error, Result};
 use crate::loader::{Loader, Subset};
@@ -26,9 +27,40 @@ pub struct EvalSummary {
     pub path: PathBuf,
 }
 
+/// `RUN/predictions.parquet`, or `RUN/predictions_TAG.parquet`.
+pub fn predictions_file(run: &Path, tag: Option<&str>) -> PathBuf {
+    run.join(match tag {
+        None => "predictions.parquet".into(),
+        Some(t) => format!("predictions_{t}.parquet"),
+    })
+}
+
+/// Checks that `tag` is a file-name part: letters, digits, `_` and `-`.
+pub fn check_tag(tag: Option<&str>) -> Result<()> {
+    match tag {
+        Some(t)
+            if t.is_empty()
+                || !t
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+        {
+            Err(Error::Config(format!(
+                "--tag `{t}`: use letters, digits, `_` and `-` only"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Scores `subset` (None: every jet) of `dataset` (default: the run's) with the run's `best`
-/// model.
-pub fn eval(run_dir: &Path, dataset: Option<&Path>, subset: Option<Subset>) -> Result<EvalSummary> {
+/// model, into the predictions file of `tag` ([`predictions_file`]).
+pub fn eval(
+    run_dir: &Path,
+    dataset: Option<&Path>,
+    subset: Option<Subset>,
+    tag: Option<&str>,
+) -> Result<EvalSummary> {
+    check_tag(tag)?;
     let spec = load_train(&run_dir.join("config.yaml"))?;
     let device = run::device(spec.device)?;
     let (logits, labels, ids) = match spec.model {
@@ -58,7 +90,7 @@ pub fn eval(run_dir: &Path, dataset: Option<&Path>, subset: Option<Subset>) -> R
             .unwrap_or_default()
             .to_string_lossy()
     );
-    write(run_dir, &title, &logits, &labels, &ids)
+    write(run_dir, tag, &title, &logits, &labels, &ids)
 }
 
 /// The loader settings of `eval`: the run's, on `subset` (None: every jet) of `dataset`.
@@ -83,13 +115,14 @@ fn eval_loader(
 /// Writes the predictions file and the ROC plot, and summarises.
 fn write(
     run_dir: &Path,
+    tag: Option<&str>,
     title: &str,
     logits: &[f32],
     labels: &[i8],
     ids: &[u64],
 ) -> Result<EvalSummary> {
     let scores: Vec<f32> = logits.iter().map(|&z| 1.0 / (1.0 + (-z).exp())).collect();
-    let path = run_dir.join("predictions.parquet");
+    let path = predictions_file(run_dir, tag);
     let batch = RecordBatch::try_new(
         predictions_schema(),
         vec![
@@ -104,7 +137,8 @@ fn write(
     let mut w = ArrowWriter::try_new(f, predictions_schema(), None)?;
     w.write(&batch)?;
     w.close()?;
-    plot::roc(&run_dir.join("roc_eval.png"), title, logits, labels)?;
+    let png = tag.map_or("roc_eval.png".into(), |t| format!("roc_eval_{t}.png"));
+    plot::roc(&run_dir.join(png), title, logits, labels)?;
     Ok(EvalSummary {
         jets: ids.len(),
         auc: metrics::auc(logits, labels),
