@@ -208,7 +208,8 @@ fn features_baseline_trains_on_the_jets_table() {
         v.path.ends_with("predictions_v-1.parquet") && run_dir.join("roc_eval_v-1.png").exists()
     );
     let tagged =
-        jetpipe::train::compare::run_compare(&[run_dir.clone()], Some("v-1"), &out, 5).unwrap();
+        jetpipe::train::compare::run_compare(std::slice::from_ref(&run_dir), Some("v-1"), &out, 5)
+            .unwrap();
     assert!((tagged[0].auc - best).abs() < 1e-6);
     assert_eq!(
         jetpipe::train::compare::read_predictions(&run_dir, None)
