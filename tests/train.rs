@@ -257,6 +257,7 @@ fn committed_training_and_loader_yamls_are_valid() {
     for f in [
         "pipelines/qg_train_256s.yaml",
         "pipelines/qg_train_baseline.yaml",
+        "pipelines/qg_train_baseline_image.yaml",
     ] {
         let s = jetpipe::train::spec::load_train(&root().join(f)).unwrap();
         assert_eq!(s.loader.dataset, Path::new("out/qg1024"), "{f}");
@@ -264,6 +265,23 @@ fn committed_training_and_loader_yamls_are_valid() {
     let l =
         jetpipe::loader::spec::load_loader(&root().join("pipelines/qg1024_loader.yaml")).unwrap();
     assert_eq!((l.resolution, l.features.len()), (1024, 5));
+    // The image-only baseline lists every numeric jets column of the contract but pt and m0.
+    let s =
+        jetpipe::train::spec::load_train(&root().join("pipelines/qg_train_baseline_image.yaml"))
+            .unwrap();
+    let contract: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schemas/jets.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let want: Vec<String> = contract["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| !matches!(c["type"].as_str(), Some("string")))
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .filter(|n| !["jet_id", "source_index", "label", "pt", "m0"].contains(&n.as_str()))
+        .collect();
+    assert_eq!(s.jet_inputs.unwrap(), want);
 }
 
 #[test]
