@@ -123,8 +123,10 @@ fn short_training_learns_and_writes_every_output() {
 fn resume_mid_epoch_gives_the_uninterrupted_history() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    let full = train(&yaml(&a, "  epochs: 2\n"), &quiet_opts());
-    let text = yaml(&b, "  epochs: 2\n");
+    // With jet inputs, whose normalisation the resumed run reads back.
+    let extra = "  epochs: 2\n  jet_inputs: [m0, pt, n_hits]\n";
+    let full = train(&yaml(&a, extra), &quiet_opts());
+    let text = yaml(&b, extra);
     let stopped = train(
         &text,
         &TrainOptions {
@@ -201,14 +203,12 @@ fn features_baseline_trains_on_the_jets_table() {
         &run_dir,
         None,
         Some(jetpipe::loader::Subset::Val),
-        Some("v-1"),
+        Some("v1"),
     )
     .unwrap();
-    assert!(
-        v.path.ends_with("predictions_v-1.parquet") && run_dir.join("roc_eval_v-1.png").exists()
-    );
+    assert!(v.path.ends_with("predictions_v1.parquet") && run_dir.join("roc_eval_v1.png").exists());
     let tagged =
-        jetpipe::train::compare::run_compare(std::slice::from_ref(&run_dir), Some("v-1"), &out, 5)
+        jetpipe::train::compare::run_compare(std::slice::from_ref(&run_dir), Some("v1"), &out, 5)
             .unwrap();
     assert!((tagged[0].auc - best).abs() < 1e-6);
     assert_eq!(
@@ -217,6 +217,23 @@ fn features_baseline_trains_on_the_jets_table() {
             .ids
             .len(),
         64
+    );
+    // SQL registers each tagged file as its own table beside `predictions`.
+    let out_sql = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["sql", "-d"])
+        .arg(&run_dir)
+        .args([
+            "--format",
+            "csv",
+            "SELECT (SELECT count(*) FROM predictions) AS a, (SELECT count(*) FROM predictions_v1) AS b",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out_sql.stdout);
+    assert!(
+        text.contains(&format!("64,{}", v.jets)),
+        "{text}{}",
+        String::from_utf8_lossy(&out_sql.stderr)
     );
     let e = jetpipe::train::eval::eval(&run_dir, None, None, Some("a/b"))
         .unwrap_err()
@@ -325,11 +342,10 @@ fn jet_inputs_feed_the_baseline_and_resnet_pc() {
     let run_dir = dir.path().join("pc");
     let text = yaml(&run_dir, "  epochs: 1\n  jet_inputs: [m0, pt]\n");
     let s = train(&text, &quiet_opts());
+    // Fitted on the same training jets as the baseline's.
     assert_eq!(
-        jetpipe::train::jet_inputs::Normalisation::load(&run_dir)
-            .unwrap()
-            .names,
-        ["m0", "pt"]
+        jetpipe::train::jet_inputs::Normalisation::load(&run_dir).unwrap(),
+        norm
     );
     let e = jetpipe::train::eval::eval(&run_dir, None, Some(jetpipe::loader::Subset::Val), None)
         .unwrap();

@@ -58,7 +58,8 @@ pub enum Command {
     /// Train a model from a training YAML (ResNet-PC or the features baseline).
     #[cfg(feature = "train")]
     Train(train::TrainArgs),
-    /// Score a dataset with a training run's best model into RUN/predictions.parquet.
+    /// Score a dataset with a training run's best model into RUN/predictions.parquet (or
+    /// RUN/predictions_TAG.parquet).
     #[cfg(feature = "train")]
     Eval(train::EvalArgs),
     /// Compare runs scored on the same jets: AUCs with bootstrap errors, paired differences to

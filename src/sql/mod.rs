@@ -78,20 +78,23 @@ impl Sql {
 
     fn register(&mut self, d: &DatasetRef) -> Result<()> {
         let prefix = d.name.as_ref().map_or(String::new(), |n| format!("{n}_"));
-        let predictions = d.dir.join("predictions.parquet");
-        if Manifest::read(&d.dir)?.is_none() && predictions.exists() {
-            // A training run directory: its `pipeline eval` output.
-            let name = format!("{prefix}predictions");
-            let path = predictions.display().to_string();
-            self.rt
-                .block_on(self.ctx.register_parquet(
-                    name.as_str(),
-                    &path,
-                    ParquetReadOptions::default(),
-                ))
-                .map_err(df_err(&format!("registering {path}")))?;
-            self.tables
-                .push((name, crate::store::tables::predictions_doc()));
+        let predictions = predictions_files(&d.dir);
+        if Manifest::read(&d.dir)?.is_none() && !predictions.is_empty() {
+            // A training run directory: its `pipeline eval` outputs, `predictions` and one
+            // `predictions_T` per `--tag T`.
+            for (table, file) in predictions {
+                let name = format!("{prefix}{table}");
+                let path = file.display().to_string();
+                self.rt
+                    .block_on(self.ctx.register_parquet(
+                        name.as_str(),
+                        &path,
+                        ParquetReadOptions::default(),
+                    ))
+                    .map_err(df_err(&format!("registering {path}")))?;
+                self.tables
+                    .push((name, crate::store::tables::predictions_doc()));
+            }
             return Ok(());
         }
         let m = Manifest::read(&d.dir)?.ok_or_else(|| Error::Output {
@@ -137,4 +140,25 @@ pub fn default_dataset() -> DatasetRef {
         name: None,
         dir: Path::new(".").to_path_buf(),
     }
+}
+
+/// `(table, file)` of a run directory's `predictions.parquet` and `predictions_T.parquet`
+/// files (`pipeline eval [--tag T]`), sorted by table name.
+fn predictions_files(dir: &std::path::Path) -> Vec<(String, std::path::PathBuf)> {
+    let mut out: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let table = name.strip_suffix(".parquet")?;
+            let ok = table == "predictions"
+                || table.strip_prefix("predictions_").is_some_and(|t| {
+                    !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
+            ok.then(|| (table.to_string(), e.path()))
+        })
+        .collect();
+    out.sort();
+    out
 }

@@ -1,5 +1,5 @@
 //! `pipeline compare RUN…`: the models of several runs on the same jets. Reads each run's
-//! `predictions.parquet` (from `pipeline eval`), refuses runs that scored different jets, and
+//! `predictions.parquet` (from `pipeline eval`; `predictions_T.parquet` with `--tag T`), refuses runs that scored different jets, and
 //! reports each model's ROC AUC with a bootstrap standard error and its AUC difference to the
 //! first run (the reference, e.g. the features baseline) with a *paired* bootstrap: the same
 //! resampled jets for both models, so the jet-to-jet noise they share cancels. Draws every ROC

@@ -35,17 +35,12 @@ pub fn predictions_file(run: &Path, tag: Option<&str>) -> PathBuf {
     })
 }
 
-/// Checks that `tag` is a file-name part: letters, digits, `_` and `-`.
+/// Checks that `tag` can name a file and an SQL table: letters, digits and `_`.
 pub fn check_tag(tag: Option<&str>) -> Result<()> {
     match tag {
-        Some(t)
-            if t.is_empty()
-                || !t
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
-        {
+        Some(t) if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
             Err(Error::Config(format!(
-                "--tag `{t}`: use letters, digits, `_` and `-` only"
+                "--tag `{t}`: use letters, digits and `_` only"
             )))
         }
         _ => Ok(()),

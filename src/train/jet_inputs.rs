@@ -57,11 +57,21 @@ pub fn read_jets(dir: &Path) -> Result<JetFeatures> {
                     !NOT_FEATURES.contains(&f.name().as_str()) && f.data_type().is_numeric()
                 })
                 .collect();
-            if out.names.is_empty() {
-                out.names = cols
-                    .iter()
-                    .map(|&i| schema.field(i).name().clone())
-                    .collect();
+            let names: Vec<String> = cols
+                .iter()
+                .map(|&i| schema.field(i).name().clone())
+                .collect();
+            if out.ids.is_empty() && out.names.is_empty() {
+                out.names = names;
+            } else if names != out.names {
+                return Err(Error::Output {
+                    path: path.clone(),
+                    msg: format!(
+                        "its numeric columns [{}] differ from the first shard's [{}]",
+                        names.join(", "),
+                        out.names.join(", ")
+                    ),
+                });
             }
             let cast: Vec<_> = cols
                 .iter()
@@ -74,9 +84,20 @@ pub fn read_jets(dir: &Path) -> Result<JetFeatures> {
                     out.x.push(if v.is_finite() { v } else { 0.0 });
                 }
             }
-            let labels = b
-                .column_by_name("label")
-                .map(|c| c.as_primitive::<Int8Type>().clone());
+            let bad_type = |c: &str| Error::Output {
+                path: path.clone(),
+                msg: format!(
+                    "column `{c}` does not have the contract's type (schemas/jets.schema.json)"
+                ),
+            };
+            let labels = match b.column_by_name("label") {
+                None => None,
+                Some(c) => Some(
+                    c.as_primitive_opt::<Int8Type>()
+                        .ok_or_else(|| bad_type("label"))?
+                        .clone(),
+                ),
+            };
             for row in 0..b.num_rows() {
                 out.labels.push(
                     labels
@@ -90,7 +111,8 @@ pub fn read_jets(dir: &Path) -> Result<JetFeatures> {
                     path: path.clone(),
                     msg: "no `jet_id` column".into(),
                 })?
-                .as_primitive::<UInt64Type>();
+                .as_primitive_opt::<UInt64Type>()
+                .ok_or_else(|| bad_type("jet_id"))?;
             out.ids.extend(ids.values().iter());
         }
     }
@@ -168,10 +190,17 @@ impl Normalisation {
     pub fn load(run: &Path) -> Result<Self> {
         let p = run.join("normalisation.json");
         let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::Output {
-            path: p,
+        let n: Self = serde_json::from_str(&text).map_err(|e| Error::Output {
+            path: p.clone(),
             msg: format!("not a jet-input normalisation: {e}"),
-        })
+        })?;
+        if n.mean.len() != n.names.len() || n.scale.len() != n.names.len() {
+            return Err(Error::Output {
+                path: p,
+                msg: "`mean` and `scale` need one entry per name".into(),
+            });
+        }
+        Ok(n)
     }
 }
 
@@ -187,6 +216,8 @@ pub struct JetTable {
     pub labels: Vec<i8>,
     /// Jet ids by row.
     pub ids: Vec<u64>,
+    /// The dataset, for errors.
+    dir: std::path::PathBuf,
 }
 
 impl JetTable {
@@ -213,6 +244,7 @@ impl JetTable {
             index,
             labels: data.labels,
             ids: data.ids,
+            dir: dir.to_path_buf(),
         })
     }
 
@@ -230,8 +262,9 @@ impl JetTable {
         let rows: Vec<usize> = ids
             .iter()
             .map(|id| {
-                self.index.get(id).copied().ok_or_else(|| {
-                    Error::Loader(format!("jet {id} is not in the jets table (jet inputs)"))
+                self.index.get(id).copied().ok_or_else(|| Error::Output {
+                    path: self.dir.clone(),
+                    msg: format!("jet {id} of the points table is not in the jets table"),
                 })
             })
             .collect::<Result<_>>()?;

@@ -1,7 +1,8 @@
 //! ResNet-PC, the sparse 1-D CNN of ML4Sci e2e_sparse (`Supervised/CNN/model.py`): a 1-D
 //! convolution over the energy-ordered point list, residual blocks each followed by ReLU and
 //! MaxPool(2), a global max pool and a single-logit head. Input `[B, R, F]` (points × features),
-//! output `[B]` logits.
+//! output `[B]` logits. Optionally, jet-level inputs `[B, J]` join the pooled features before
+//! the head (`jet_inputs` of the training YAML; J = 0 is e2e_sparse's model).
 
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::pool::{MaxPool1d, MaxPool1dConfig};
@@ -191,7 +192,7 @@ impl ResNetPc {
         }
     }
 
-    /// Logits `[B]` of points `[B, R, F]`.
+    /// Logits `[B]` of points `[B, R, F]` of a model built without jet inputs.
     ///
     /// Computed on `[B, L, C]` rows ([`rows`]); the same function of the same parameters as
     /// [`ResNetPc::forward_modules`], which a test checks, values and gradients.
@@ -229,7 +230,7 @@ impl ResNetPc {
 
     /// Logits `[B]` of points `[B, R, F]` with Burn's `Conv1d` and `MaxPool1d` modules on
     /// `[B, C, L]`, as e2e_sparse writes the model: the reference that [`ResNetPc::forward`]
-    /// is tested and benchmarked against.
+    /// is tested and benchmarked against (a model built without jet inputs).
     pub fn forward_modules(&self, points: Tensor<3>) -> Tensor<1> {
         let mut x = self.base.forward(points.swap_dims(1, 2));
         for b in &self.blocks {

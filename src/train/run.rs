@@ -88,7 +88,18 @@ pub fn jet_table(
         norm.save(run)?;
         norm
     } else {
-        Normalisation::load(run)?
+        let norm = Normalisation::load(run)?;
+        if norm.names != *names {
+            return Err(Error::Output {
+                path: run.join("normalisation.json"),
+                msg: format!(
+                    "holds jet inputs [{}], the run's config.yaml names [{}]",
+                    norm.names.join(", "),
+                    names.join(", ")
+                ),
+            });
+        }
+        norm
     };
     JetTable::new(data, &norm, dataset).map(Some)
 }
@@ -178,6 +189,14 @@ pub fn train_resnet(
     let train = Loader::open(&spec.loader_for(Subset::Train))?;
     let val = Loader::open(&spec.loader_for(Subset::Val))?;
     let nf = spec.loader.features.len();
+    let resume_from = if opts.resume {
+        Some(checkpoint::find(run, "last").ok_or_else(|| Error::Output {
+            path: run.to_path_buf(),
+            msg: "--resume: no `last` checkpoint".into(),
+        })?)
+    } else {
+        None
+    };
     let jets = jet_table(spec, run, &spec.loader.dataset, !opts.resume)?;
     let nj = jets.as_ref().map_or(0, |t| t.width);
     let mut model = seeded(&device, spec.seed, || {
@@ -193,11 +212,7 @@ pub fn train_resnet(
         lr: spec.lr,
         ..Default::default()
     };
-    if opts.resume {
-        let dir = checkpoint::find(run, "last").ok_or_else(|| Error::Output {
-            path: run.to_path_buf(),
-            msg: "--resume: no `last` checkpoint".into(),
-        })?;
+    if let Some(dir) = resume_from {
         st = checkpoint::read_state(&dir)?;
         let bad = |e: &dyn std::fmt::Display| Error::Output {
             path: dir.clone(),
