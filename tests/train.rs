@@ -169,14 +169,7 @@ fn features_baseline_trains_on_the_jets_table() {
     assert!(h.last().unwrap().train_loss < h[0].train_loss, "{h:?}");
     assert!(run_dir.join("best/model.bpk").exists());
     // Evaluation with the saved normalisation: the validation jets score the validation AUC.
-    let e = jetpipe::train::eval::eval(&run_dir, None, Some(jetpipe::loader::Subset::Val), None)
-        .unwrap();
-    let best = s.state.best_auc.unwrap();
-    assert!(
-        (e.auc.unwrap() - best).abs() < 1e-6,
-        "{:?} vs {best}",
-        e.auc
-    );
+    let best = assert_val_eval_is_the_best_val_auc(&run_dir, &s);
     let all = jetpipe::train::eval::eval(&run_dir, None, None, None).unwrap();
     assert_eq!(all.jets, 64);
     // Compare: the run against itself has Δ = 0 exactly and the eval AUC; the figure has one
@@ -347,14 +340,7 @@ fn jet_inputs_feed_the_baseline_and_resnet_pc() {
         jetpipe::train::jet_inputs::Normalisation::load(&run_dir).unwrap(),
         norm
     );
-    let e = jetpipe::train::eval::eval(&run_dir, None, Some(jetpipe::loader::Subset::Val), None)
-        .unwrap();
-    let best = s.state.best_auc.unwrap();
-    assert!(
-        (e.auc.unwrap() - best).abs() < 1e-6,
-        "{:?} vs {best}",
-        e.auc
-    );
+    assert_val_eval_is_the_best_val_auc(&run_dir, &s);
     // A column the jets table lacks is named with the dataset.
     let bad = dir.path().join("bad");
     let text = yaml(&bad, "  epochs: 1\n  jet_inputs: [mass]\n");
@@ -370,6 +356,23 @@ fn jet_inputs_feed_the_baseline_and_resnet_pc() {
         let e = parse_train(&text, "t.yaml").unwrap_err().to_string();
         assert!(e.contains(want) && e.contains("t.yaml:"), "{bad}: {e}");
     }
+}
+
+/// Evaluates the validation jets of `run_dir` with its saved best model and normalisation,
+/// checks that their AUC is the training's best validation AUC, and returns it.
+fn assert_val_eval_is_the_best_val_auc(
+    run_dir: &Path,
+    s: &jetpipe::train::run::TrainSummary,
+) -> f64 {
+    let e = jetpipe::train::eval::eval(run_dir, None, Some(jetpipe::loader::Subset::Val), None)
+        .unwrap();
+    let best = s.state.best_auc.unwrap();
+    assert!(
+        (e.auc.unwrap() - best).abs() < 1e-6,
+        "{:?} vs {best}",
+        e.auc
+    );
+    best
 }
 
 fn bad_dir() -> PathBuf {

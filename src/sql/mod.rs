@@ -153,9 +153,9 @@ fn predictions_files(dir: &std::path::Path) -> Vec<(String, std::path::PathBuf)>
             let name = e.file_name().into_string().ok()?;
             let table = name.strip_suffix(".parquet")?;
             let ok = table == "predictions"
-                || table.strip_prefix("predictions_").is_some_and(|t| {
-                    !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                });
+                || table
+                    .strip_prefix("predictions_")
+                    .is_some_and(crate::store::tables::is_predictions_tag);
             ok.then(|| (table.to_string(), e.path()))
         })
         .collect();

@@ -329,6 +329,12 @@ pub fn points_schema(cfg: &PipelineConfig) -> SchemaRef {
     to_schema(&points_table_columns(cfg))
 }
 
+/// Whether `tag` can tag a predictions file (`predictions_TAG.parquet`, `pipeline eval --tag`)
+/// and name its SQL table: non-empty, letters, digits and `_`.
+pub fn is_predictions_tag(tag: &str) -> bool {
+    !tag.is_empty() && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Schema of a training run's `predictions.parquet` (`pipeline eval`): one row per jet.
 pub fn predictions_schema() -> SchemaRef {
     to_schema(&[

@@ -5,8 +5,8 @@
 //! optimiser, metrics and outputs as the point-cloud models (`model: features_baseline`).
 
 use crate::error::{Error, Result};
+use crate::loader::Subset;
 use crate::loader::plan::SplitMix64;
-use crate::loader::{SplitSpec, Subset};
 use crate::train::checkpoint::{self, TrainState};
 use crate::train::history::{self, EpochMetrics};
 use crate::train::jet_inputs::{JetTable, Normalisation, read_jets};
@@ -76,13 +76,10 @@ pub fn train_baseline(spec: &TrainSpec, opts: &TrainOptions) -> Result<TrainSumm
         .clone()
         .unwrap_or_else(|| data.names.clone());
     let cols = data.columns(&names, dataset)?;
-    let split = |subset| spec.split_of(subset);
-    let rows = |s: SplitSpec| -> Vec<usize> {
-        (0..data.ids.len())
-            .filter(|&i| s.keeps(data.ids[i]))
-            .collect()
-    };
-    let (tr, va) = (rows(split(Subset::Train)), rows(split(Subset::Val)));
+    let (tr, va) = (
+        data.rows(&spec.split_of(Subset::Train)),
+        data.rows(&spec.split_of(Subset::Val)),
+    );
     if tr.is_empty() || va.is_empty() {
         return Err(Error::Config(
             "the split leaves no training or no validation jets".into(),

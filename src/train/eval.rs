@@ -38,11 +38,9 @@ pub fn predictions_file(run: &Path, tag: Option<&str>) -> PathBuf {
 /// Checks that `tag` can name a file and an SQL table: letters, digits and `_`.
 pub fn check_tag(tag: Option<&str>) -> Result<()> {
     match tag {
-        Some(t) if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-            Err(Error::Config(format!(
-                "--tag `{t}`: use letters, digits and `_` only"
-            )))
-        }
+        Some(t) if !crate::store::tables::is_predictions_tag(t) => Err(Error::Config(format!(
+            "--tag `{t}`: use letters, digits and `_` only"
+        ))),
         _ => Ok(()),
     }
 }

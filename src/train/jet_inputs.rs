@@ -120,6 +120,13 @@ pub fn read_jets(dir: &Path) -> Result<JetFeatures> {
 }
 
 impl JetFeatures {
+    /// Rows of the jets that `split` selects.
+    pub fn rows(&self, split: &crate::loader::SplitSpec) -> Vec<usize> {
+        (0..self.ids.len())
+            .filter(|&i| split.keeps(self.ids[i]))
+            .collect()
+    }
+
     /// Positions of `names` among the columns; an unknown name is an error naming it and `dir`.
     pub fn columns(&self, names: &[String], dir: &Path) -> Result<Vec<usize>> {
         names

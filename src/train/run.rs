@@ -80,10 +80,7 @@ pub fn jet_table(
     let data = read_jets(dataset)?;
     let norm = if fit {
         let cols = data.columns(names, dataset)?;
-        let train = spec.split_of(Subset::Train);
-        let rows: Vec<usize> = (0..data.ids.len())
-            .filter(|&i| train.keeps(data.ids[i]))
-            .collect();
+        let rows = data.rows(&spec.split_of(Subset::Train));
         let norm = Normalisation::fit(&data, &cols, &rows);
         norm.save(run)?;
         norm
