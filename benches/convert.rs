@@ -2,9 +2,12 @@
 //!
 //! 1. bare read: every image through the HDF5 library, batches of 64, one thread (what
 //!    h5py does; h5py itself is timed too when Python has it) — the baseline;
-//! 2. `pipeline run` of the main job (4 resolutions, kNN k=16, features, Parquet) on that
-//!    file with 1 and 2 worker threads, and without kNN; jets/s, ratio to the baseline and
-//!    peak RSS as the run reports them;
+//! 2. `pipeline run --profile` of the main job (4 resolutions, kNN k=16, features, Parquet)
+//!    on that file pinned to 1, 2, … all cores (`taskset`; the engine's default split of the
+//!    cores into stage workers and unit writers), and without kNN; jets/s, ratio to the
+//!    baseline and peak RSS as the run reports them; then the CPU µs per jet of every stage
+//!    (reader, worker and writer threads) and the throughput those figures project for
+//!    each measured core count and for 16 and 64 cores;
 //! 3. bytes per jet on disk per resolution, point columns and kNN lists apart;
 //! 4. the kNN lists' Parquet encoding: a res=1024 shard re-encoded with the sink's settings
 //!    (delta + bit-packed) and with dictionary encoding, in the sink's 64-row writes;
@@ -56,16 +59,31 @@ fn h5py_read(path: &Path) -> Option<f64> {
 struct RunResult {
     jets_per_s: f64,
     rss_mb: f64,
+    /// Worker and writer threads the run chose.
+    threads: (usize, usize),
+    /// CPU µs per jet of each profiled stage: (stage, thread kind, µs).
+    stages: Vec<(String, String, f64)>,
 }
 
-/// Runs the main job on `file` into `out` with `threads` workers (kNN on or off).
-fn run_pipeline(file: &Path, out: &Path, threads: usize, knn: bool) -> RunResult {
+impl RunResult {
+    /// CPU µs per jet of one thread kind (reader, worker, writer).
+    fn cpu(&self, thread: &str) -> f64 {
+        self.stages
+            .iter()
+            .filter(|(_, t, _)| t == thread)
+            .map(|(_, _, us)| us)
+            .sum()
+    }
+}
+
+/// Runs the main job on `file` into `out` on the first `cores` CPUs (`taskset`; the engine's
+/// default split of them into workers and writers), kNN on or off, with `--profile`.
+fn run_pipeline(file: &Path, out: &Path, cores: usize, knn: bool) -> RunResult {
     let _ = std::fs::remove_dir_all(out);
     let text = std::fs::read_to_string(format!("{ROOT}/pipelines/qg1024.yaml")).expect("yaml");
     let mut text = text
         .replace("data-samples/qg_sample.h5", &file.display().to_string())
-        .replace("out/qg1024", &out.display().to_string())
-        .replace("  threads: 0 ", &format!("  threads: {threads} "));
+        .replace("out/qg1024", &out.display().to_string());
     if !knn {
         let a = text.find("  knn:").expect("knn section");
         let b = text.find("  features:").expect("features section");
@@ -74,11 +92,14 @@ fn run_pipeline(file: &Path, out: &Path, threads: usize, knn: bool) -> RunResult
     let cfg = out.with_extension("yaml");
     std::fs::write(&cfg, text).expect("write config");
     let start = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+    let output = Command::new("taskset")
+        .args(["-c", &format!("0-{}", cores - 1)])
+        .arg(env!("CARGO_BIN_EXE_pipeline"))
         .arg("run")
         .arg(&cfg)
+        .arg("--profile")
         .output()
-        .expect("pipeline runs");
+        .expect("taskset and pipeline run");
     let wall = start.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -95,10 +116,52 @@ fn run_pipeline(file: &Path, out: &Path, threads: usize, knn: bool) -> RunResult
             .expect("number")
     };
     let jets = field("jets:");
+    // "time: … with W worker and V writer thread(s)"
+    let time = stdout
+        .lines()
+        .find(|l| l.starts_with("time:"))
+        .expect("time line");
+    let words: Vec<&str> = time.split_whitespace().collect();
+    let at = |w: &str| -> usize {
+        let i = words.iter().position(|x| *x == w).expect(w);
+        words[i - 1].parse().expect("thread count")
+    };
+    let threads = (at("worker"), at("writer"));
+    let stages = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("stage"))
+        .skip(1)
+        .filter(|l| !l.starts_with("total"))
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() == 3).then(|| (w[0].to_string(), w[1].to_string(), w[2].parse().ok()))
+        })
+        .filter_map(|(a, b, c)| Some((a, b, c?)))
+        .collect();
     RunResult {
         jets_per_s: jets / wall,
         rss_mb: field("peak RSS:"),
+        threads,
+        stages,
     }
+}
+
+/// Projected jets/s on `cores` cores from one run's per-thread CPU figures: the workers and
+/// writers split the cores as the engine's default does (writers half, at least one), each
+/// kind limited by its CPU µs per jet; the single reader thread caps the whole.
+fn projected(r: &RunResult, cores: usize) -> f64 {
+    let writers = (cores / 2).max(1);
+    let workers = cores.saturating_sub(writers).max(1);
+    let (read, work, write) = (r.cpu("reader"), r.cpu("worker"), r.cpu("writer"));
+    let total = read + work + write;
+    [
+        1e6 / read.max(1e-9),
+        workers as f64 * 1e6 / work.max(1e-9),
+        writers as f64 * 1e6 / write.max(1e-9),
+        cores as f64 * 1e6 / total.max(1e-9),
+    ]
+    .into_iter()
+    .fold(f64::INFINITY, f64::min)
 }
 
 /// Bytes per jet at each resolution: (resolution, all columns, kNN columns).
@@ -216,7 +279,10 @@ fn main() {
     let work = work_dir();
     println!("conversion benchmark on {}", file.display());
     let (n, bare) = bare_read(&file);
-    println!("{n} jets; 2 cores\n");
+    println!(
+        "{n} jets; {} cores\n",
+        std::thread::available_parallelism().map_or(1, |c| c.get())
+    );
     println!(
         "{:<52} {:>10} {:>10} {:>10}",
         "", "jets/s", "vs bare", "peak RSS"
@@ -235,29 +301,59 @@ fn main() {
         );
     }
     let out = work.join("out");
-    let mut two = None;
-    for (threads, knn, label) in [
-        (1, true, "jetpipe main job, 1 thread"),
-        (2, true, "jetpipe main job, 2 threads"),
-        (2, false, "jetpipe main job without kNN, 2 threads"),
-    ] {
-        let r = run_pipeline(&file, &out, threads, knn);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut runs: Vec<(usize, RunResult)> = Vec::new();
+    for c in 1..=cores {
+        let r = run_pipeline(&file, &out, c, true);
         println!(
             "{:<52} {:>10.0} {:>9.2}× {:>7.0} MB",
-            label,
+            format!(
+                "jetpipe main job, {c} core(s): {} worker(s), {} writer(s)",
+                r.threads.0, r.threads.1
+            ),
             r.jets_per_s,
             r.jets_per_s / bare,
             r.rss_mb
         );
-        if threads == 2 && knn {
-            two = Some(r);
+        runs.push((c, r));
+        if c == cores {
             // Keep this output for the size table and the reference check.
             let _ = std::fs::remove_dir_all(work.join("out_main"));
             std::fs::rename(&out, work.join("out_main")).expect("keep output");
         }
     }
-    let two = two.expect("2-thread run");
+    let r = run_pipeline(&file, &out, cores, false);
+    println!(
+        "{:<52} {:>10.0} {:>9.2}× {:>7.0} MB",
+        format!("jetpipe main job without kNN, {cores} core(s)"),
+        r.jets_per_s,
+        r.jets_per_s / bare,
+        r.rss_mb
+    );
+    let two = &runs.last().expect("a run").1;
     let main_out = work.join("out_main");
+
+    // Where the CPU goes, per thread kind, from the all-cores run's profile.
+    println!("\nCPU time per jet by stage ({cores}-core run, `pipeline run --profile`):");
+    println!("{:<12} {:<8} {:>12}", "stage", "thread", "CPU µs/jet");
+    for (stage, thread, us) in &two.stages {
+        println!("{stage:<12} {thread:<8} {us:>12.1}");
+    }
+    for t in ["reader", "worker", "writer"] {
+        println!("{:<12} {t:<8} {:>12.1}", "total", two.cpu(t));
+    }
+    println!("\nscaling: measured vs projected from each run's per-thread CPU µs/jet");
+    println!("{:<8} {:>14} {:>16}", "cores", "measured", "projected");
+    for (c, r) in &runs {
+        println!("{c:<8} {:>14.0} {:>16.0}", r.jets_per_s, projected(r, *c));
+    }
+    for c in [16, 64] {
+        println!(
+            "{c:<8} {:>14} {:>16.0}   (from the {cores}-core run)",
+            "—",
+            projected(two, c)
+        );
+    }
 
     let py_jets: usize = std::env::var("JETPIPE_BENCH_PY_JETS")
         .ok()
@@ -290,7 +386,7 @@ fn main() {
                     ""
                 );
                 println!(
-                    "\njetpipe (2 threads) vs Python reference: {:.1}×",
+                    "\njetpipe ({cores} cores) vs Python reference: {:.1}×",
                     two.jets_per_s / rate
                 );
             }

@@ -3,8 +3,8 @@
 //! as the pipeline selects them). Brute force is the in-run baseline; every method's
 //! neighbour lists are compared with it (the tree crates break distance ties their own way).
 //!
-//! The grid search is timed twice: as used (vectorised where the CPU has AVX-512) and with
-//! only its scalar paths, which other CPUs run.
+//! The grid search is timed three times: as used (the best vector path the CPU has, named in
+//! the header), with the AVX2 path CPUs without AVX-512 run, and with only its scalar paths.
 //!
 //! Run: `cargo bench --bench knn` (single thread; prints a table). `KNN_GRID_ONLY=1` times
 //! only jetpipe's grid search, 3 s per size, for profiling (`perf record`).
@@ -203,14 +203,49 @@ fn multi_resolution() {
         passes += 1;
     }
     let base = start.elapsed().as_secs_f64() * 1e6 / (passes * jets.len()) as f64;
-    let mut g = GridKnn::default();
+    let mut rows = vec![(
+        "brute force per resolution (baseline)",
+        base,
+        reference.clone(),
+    )];
+    for (name, no_avx512, scalar_only) in [
+        ("jetpipe grid, run_multi (used)", false, false),
+        ("jetpipe grid, run_multi, AVX2", true, false),
+        ("jetpipe grid, run_multi, scalar", false, true),
+    ] {
+        let mut g = GridKnn::default();
+        g.no_avx512 = no_avx512;
+        g.scalar_only = scalar_only;
+        let (us, got) = time_multi(&jets, &mut g);
+        rows.push((name, us, got));
+    }
+    println!();
+    println!(
+        "all four resolutions (256/512/768/1024) of each of {} jets:",
+        jets.len()
+    );
+    for (name, us, out) in &rows {
+        let same = out.iter().zip(&reference).filter(|(a, b)| a == b).count();
+        println!(
+            "{:<41} {:>10.1} µs/jet {:>9.2}× {:>8}/{} jets = reference",
+            name,
+            us,
+            base / us,
+            same,
+            jets.len()
+        );
+    }
+}
+
+/// µs per jet of `g.run_multi` over `jets` (at least 0.5 s), and the last pass's lists.
+fn time_multi(jets: &[(Cloud, Vec<usize>)], g: &mut GridKnn) -> (f64, Vec<Vec<u16>>) {
     let (mut outs, mut k_eff) = (vec![Vec::new(); 4], vec![0; 4]);
     let start = Instant::now();
     let mut passes = 0;
     let mut got = Vec::new();
     while start.elapsed().as_secs_f64() < 0.5 || passes == 0 {
         got.clear();
-        for (c, sizes) in &jets {
+        for (c, sizes) in jets {
             outs.iter_mut().for_each(Vec::clear);
             g.run_multi(
                 &c.rows,
@@ -231,26 +266,8 @@ fn multi_resolution() {
         }
         passes += 1;
     }
-    let grid = start.elapsed().as_secs_f64() * 1e6 / (passes * jets.len()) as f64;
-    println!();
-    println!(
-        "all four resolutions (256/512/768/1024) of each of {} jets:",
-        jets.len()
-    );
-    for (name, us, out) in [
-        ("brute force per resolution (baseline)", base, &reference),
-        ("jetpipe grid, run_multi (used)", grid, &got),
-    ] {
-        let same = out.iter().zip(&reference).filter(|(a, b)| a == b).count();
-        println!(
-            "{:<41} {:>10.1} µs/jet {:>9.2}× {:>8}/{} jets = reference",
-            name,
-            us,
-            base / us,
-            same,
-            jets.len()
-        );
-    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / (passes * jets.len()) as f64;
+    (us, got)
 }
 
 /// Median over all points of the distance (pixels) to the K-th nearest other point.
@@ -288,6 +305,22 @@ fn main() {
         return;
     }
     println!("kNN, k = {K}, one thread, realistic clouds from data-samples/qg_sample.h5");
+    let (avx512, avx2) = (
+        jetpipe::stages::knn::lanes::supported(),
+        jetpipe::stages::knn::lanes_avx2::supported(),
+    );
+    println!(
+        "CPU: AVX-512 paths {}, AVX2 path {}; \"used\" runs the {} path",
+        if avx512 { "available" } else { "unavailable" },
+        if avx2 { "available" } else { "unavailable" },
+        if avx512 {
+            "AVX-512"
+        } else if avx2 {
+            "AVX2"
+        } else {
+            "scalar"
+        }
+    );
     println!(
         "median distance to the {K}th neighbour at 256 points: {:.1} pixels",
         median_kth_distance(&clouds(256))
@@ -303,6 +336,9 @@ fn main() {
         // The scalar paths, which CPUs without AVX-512 run.
         let mut scalar = GridKnn::default();
         scalar.scalar_only = true;
+        // The AVX2 sparse search with the scalar walk, which CPUs without AVX-512 run.
+        let mut avx2 = GridKnn::default();
+        avx2.no_avx512 = true;
         let mut keys = Vec::new();
         let (mut coords, mut pairs) = (Vec::new(), Vec::new());
         let rows: Vec<(&str, Timed)> = vec![
@@ -312,7 +348,11 @@ fn main() {
                 time(&cl, |c, o| grid(c, &mut g, &mut keys, o)),
             ),
             (
-                "jetpipe grid, scalar (no AVX-512)",
+                "jetpipe grid, AVX2 (no AVX-512)",
+                time(&cl, |c, o| grid(c, &mut avx2, &mut keys, o)),
+            ),
+            (
+                "jetpipe grid, scalar (no AVX2)",
                 time(&cl, |c, o| grid(c, &mut scalar, &mut keys, o)),
             ),
             ("kiddo 6 ImmutableKdTree", time(&cl, kiddo_tree)),

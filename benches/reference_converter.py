@@ -2,7 +2,7 @@
 Python (numpy + scipy cKDTree + pyarrow), for the throughput comparison in benches/convert.rs.
 
 Per jet: read the image with h5py, rank hit pixels by the sum of squared channel values
-(ties by row-major index, as jetpipe), keep the top R for R in 256/512/768/1024, build the
+(ties by jetpipe's tie key, a hash of the pixel index), keep the top R for R in 256/512/768/1024, build the
 k=16 kNN graph on (eta, phi) with cKDTree, and write one Parquet file per resolution with
 the same point columns. Jet features beyond hit counts and channel sums are not computed,
 so the comparison flatters this converter.
@@ -29,6 +29,18 @@ K = 16
 PIXEL = 0.0174
 
 
+def tie_key(pixels: np.ndarray, n_hits: int) -> np.ndarray:
+    """jetpipe's order among equal scores (`stages::pointcloud::tie_key`): a uint32 hash of
+    the row-major pixel index salted with the jet's hit count."""
+    p = pixels.astype(np.uint32)
+    h = (p * np.uint32(0x9E3779B1)) ^ np.uint32((n_hits * 0x85EBCA77) & 0xFFFFFFFF)
+    h ^= h >> np.uint32(15)
+    h *= np.uint32(0x2C1B3C6D)
+    h ^= h >> np.uint32(12)
+    h *= np.uint32(0x297A2D39)
+    return h ^ (h >> np.uint32(15))
+
+
 def convert(path, out, n, batch=64):
     f = h5py.File(path, "r")
     x = f["X_jets"]
@@ -41,7 +53,7 @@ def convert(path, out, n, batch=64):
             flat = img.reshape(-1, img.shape[-1])
             score = (flat * flat).sum(axis=1, dtype=np.float32)
             hit = np.flatnonzero((flat > 0).any(axis=1))
-            order = hit[np.lexsort((hit, -score[hit]))]
+            order = hit[np.lexsort((hit, tie_key(hit, len(hit)), -score[hit]))]
             for r in RESOLUTIONS:
                 pts = order[:r]
                 row, col = pts // w, pts % w

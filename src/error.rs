@@ -40,6 +40,10 @@ pub enum Error {
     /// The run was stopped because another part of it failed.
     #[error("cancelled")]
     Cancelled,
+    /// A bug or an unexpected runtime failure (e.g. a worker thread panicked); the message
+    /// says where (stage, file and jet range).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {

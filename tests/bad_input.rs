@@ -335,3 +335,34 @@ fn corrupt_hdf5_names_the_file() {
     let msg = err_of(&config(&[&h5], &dir.path().join("out"), ""));
     assert!(msg.contains("trunc.h5"), "{msg}");
 }
+
+#[test]
+fn knn_coordinates_that_overflow_name_the_jet_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    // Jet 45 gets an ECAL value that, times the scale 1e15, is beyond ±1e18 (1e4) or
+    // overflows f32 to ∞ (1e24); the other jets' ECAL values are at most 10.
+    for (i, v) in [1e4f32, 1e24].into_iter().enumerate() {
+        let h5 = dir.path().join(format!("big{i}.h5"));
+        let mut jets = random_jets(4, 60, 12, 12, 3);
+        jets.set(45, 5, 7, 1, v);
+        write_h5(&h5, &jets, &Write::default());
+        let out = dir.path().join(format!("out{i}"));
+        let cfg = config(
+            &[&h5],
+            &out,
+            "stages:\n  knn:\n    k: 4\n    coordinates: [eta, phi, ecal]\n    scales: [1.0, 1.0, 1.0e15]\n",
+        );
+        let msg = err_of(&cfg);
+        assert!(
+            msg.contains(&format!("big{i}.h5: jet 45: kNN coordinate"))
+                && msg.contains("(pixel row 5, col 7)")
+                && msg.contains("coordinates must be finite and within"),
+            "{msg}"
+        );
+        if i == 1 {
+            assert!(msg.contains("= inf"), "{msg}");
+        }
+        let m = Manifest::read(&out).unwrap().unwrap();
+        assert_eq!(m.units.len(), 1, "the complete first unit stays listed");
+    }
+}

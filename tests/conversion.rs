@@ -11,8 +11,20 @@ use jetpipe::engine::run;
 use jetpipe::store::manifest::{Manifest, Status};
 use std::path::Path;
 
+/// jetpipe's documented tie key (README "Point order"), written out again from the formula:
+/// `h = p·0x9E3779B1 ⊕ n·0x85EBCA77`, then `h ⊕= h≫15; h·=0x2C1B3C6D; h ⊕= h≫12;
+/// h·=0x297A2D39; h ⊕= h≫15`, all modulo 2³².
+fn tie(p: usize, n_hits: usize) -> u32 {
+    let mut h = (p as u32).wrapping_mul(0x9E37_79B1) ^ (n_hits as u32).wrapping_mul(0x85EB_CA77);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x2C1B_3C6D);
+    h ^= h >> 12;
+    h = h.wrapping_mul(0x297A_2D39);
+    h ^ (h >> 15)
+}
+
 /// Brute force: every pixel with any channel > thr, scored in f32 as Σv² (channels in
-/// order), fully sorted by (score desc, pixel asc). Returns pixel indices.
+/// order), fully sorted by (score desc, tie key asc, pixel asc). Returns pixel indices.
 fn reference(jets: &Jets, j: usize, thr: f32) -> Vec<usize> {
     reference_ranked(jets, j, thr, &vec![true; jets.c])
 }
@@ -32,7 +44,12 @@ fn reference_ranked(jets: &Jets, j: usize, thr: f32, ranked: &[bool]) -> Vec<usi
             all.push((s, p));
         }
     }
-    all.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
+    let n = all.len();
+    all.sort_by(|a, b| {
+        (b.0.partial_cmp(&a.0).unwrap())
+            .then(tie(a.1, n).cmp(&tie(b.1, n)))
+            .then(a.1.cmp(&b.1))
+    });
     all.into_iter().map(|(_, p)| p).collect()
 }
 
@@ -213,15 +230,23 @@ fn jets_table_has_sums_labels_and_scalars() {
 }
 
 #[test]
-fn output_bytes_do_not_depend_on_threads_batch_size_or_queue_depth() {
+fn output_bytes_do_not_depend_on_threads_writers_batch_size_or_queue_depth() {
     let dir = tempfile::tempdir().unwrap();
     let h5 = dir.path().join("qg.h5");
     write_h5(&h5, &random_jets(11, 120, 125, 125, 3), &Write::default());
     let mut trees = Vec::new();
-    for (threads, batch, depth) in [(1, 40, 1), (2, 3, 2), (5, 7, 8), (2, 64, 4)] {
-        let out = dir.path().join(format!("out{threads}_{batch}"));
+    let settings = [
+        (1, 1, 40, 1),
+        (2, 3, 3, 2),
+        (5, 2, 7, 8),
+        (2, 1, 64, 4),
+        (1, 4, 5, 1),
+    ];
+    for (threads, writers, batch, depth) in settings {
+        let out = dir.path().join(format!("out{threads}_{writers}_{batch}"));
         let mut cfg = config(&[&h5], &out, "");
         cfg.engine.threads = threads;
+        cfg.engine.writers = writers;
         cfg.engine.batch_size = batch;
         cfg.engine.queue_depth = depth;
         run(&cfg, &quiet()).unwrap();

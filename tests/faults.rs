@@ -277,3 +277,101 @@ fn parts_in_one_directory_equal_a_single_run() {
     let bad = pipeline(&["run", yaml.to_str().unwrap(), "--part", "4/4"], &[]);
     assert!(stderr(&bad).contains("need 0 <= i < n"));
 }
+
+/// Runs `pipeline` and fails the test if it has not ended within `secs` seconds (a hang).
+fn pipeline_within(args: &[&str], env: &[(&str, &str)], secs: u64) -> Output {
+    let child = {
+        let _g = FIXTURES.lock().unwrap();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pipeline"));
+        c.args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.spawn().unwrap()
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("pipeline {args:?} with {env:?} still running after {secs} s: it hangs");
+        }
+    }
+}
+
+/// The fault YAML with several stage workers and unit writers.
+fn parallel_yaml(dir: &Path) -> PathBuf {
+    let yaml = setup(dir);
+    let text = std::fs::read_to_string(&yaml).unwrap() + "  threads: 2\n  writers: 3\n";
+    let parallel = dir.join("parallel.yaml");
+    std::fs::write(&parallel, text).unwrap();
+    parallel
+}
+
+#[test]
+fn worker_panic_ends_the_run_with_context_and_resume_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = parallel_yaml(dir.path());
+    let want = reference(dir.path(), &yaml);
+    let out = dir.path().join("out");
+    // Jet 137 is in batch 135..140 of unit 13 (units of 10 jets, batches of 5).
+    let o = pipeline_within(
+        &["run", yaml.to_str().unwrap(), "-q"],
+        &[("JETPIPE_FAULT_PANIC_JET", "137")],
+        60,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("internal error: a worker thread, converting jets 135..140 of ")
+            && err.contains("jets.h5 panicked: injected fault JETPIPE_FAULT_PANIC_JET=137"),
+        "{err}"
+    );
+    assert!(tree(&out).iter().all(|f| !f.ends_with(".tmp")));
+    let m = jetpipe::store::manifest::Manifest::read(&out)
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.status, jetpipe::store::manifest::Status::Failed);
+    // Every unit before the failing batch is complete, nothing after it was written.
+    let units: Vec<u32> = m.units.iter().map(|u| u.unit).collect();
+    assert_eq!(units, (0..13).collect::<Vec<_>>());
+    assert!(m.error.unwrap().contains("converting jets 135..140"));
+    let o = pipeline_within(&["run", yaml.to_str().unwrap(), "-q"], &[], 60);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(snapshot(&out) == want, "resumed output differs");
+}
+
+#[test]
+fn writer_panic_ends_the_run_and_resume_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = parallel_yaml(dir.path());
+    let want = reference(dir.path(), &yaml);
+    let out = dir.path().join("out");
+    let o = pipeline_within(
+        &["run", yaml.to_str().unwrap(), "-q"],
+        &[("JETPIPE_FAULT_PANIC_UNIT", "7")],
+        60,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("internal error: a writer thread, writing unit 7 (batch 15) panicked"),
+        "{err}"
+    );
+    assert!(tree(&out).iter().all(|f| !f.ends_with(".tmp")));
+    assert!(!tree(&out).iter().any(|f| f.contains("part-00007")));
+    let m = jetpipe::store::manifest::Manifest::read(&out)
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.status, jetpipe::store::manifest::Status::Failed);
+    assert!(m.units.iter().all(|u| u.unit != 7) && m.units.len() >= 7);
+    let o = pipeline_within(&["run", yaml.to_str().unwrap(), "-q"], &[], 60);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(snapshot(&out) == want, "resumed output differs");
+}

@@ -61,6 +61,23 @@ fn numpy_reference_agrees_on_egamma_sample() {
     reference_check("pipelines/egamma.yaml", "data-samples/egamma_sample.h5");
 }
 
+/// The tie rule (jetpipe's hash) leaves no shift of the kept pixels inside their tie group on
+/// the 1000 generator jets, where the former row-major rule shifted them about one row up:
+/// `benches/tie_bias.py --check` fails otherwise (its numpy tie key is the one the numpy
+/// reference check above verifies against the stored points).
+#[test]
+fn tie_rule_keeps_no_position_bias_on_generator_jets() {
+    let script = root().join("benches/tie_bias.py");
+    let h5 = root().join("data-samples/qg_sample.h5");
+    python(&[
+        script.to_str().unwrap(),
+        h5.to_str().unwrap(),
+        "--res",
+        "256",
+        "--check",
+    ]);
+}
+
 /// The main job's output on the committed sample, converted once for every test here.
 fn qg1024() -> &'static Path {
     static OUT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();

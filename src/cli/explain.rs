@@ -66,8 +66,9 @@ pub fn explain(loaded: &LoadedConfig) -> Result<()> {
         cfg.sink.zstd_level
     );
     println!(
-        "  engine              {} worker thread(s), batches of {} jets, queue depth {}",
+        "  engine              {} worker and {} writer thread(s), batches of {} jets, queue depth {}",
         cfg.worker_threads(),
+        cfg.writer_threads(),
         cfg.engine.batch_size,
         cfg.engine.queue_depth
     );

@@ -16,9 +16,15 @@ pub struct RunArgs {
     /// Skip this many jets first (overrides source.offset).
     #[arg(long)]
     pub offset: Option<u64>,
-    /// Worker threads (overrides engine.threads; 0 = one per core less one for the writer).
+    /// Worker threads (overrides engine.threads; 0 = the cores left by the writers).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Writer threads (overrides engine.writers; 0 = half the cores).
+    #[arg(long)]
+    pub writers: Option<usize>,
+    /// Print each stage's CPU time per jet (all threads) after the summary.
+    #[arg(long)]
+    pub profile: bool,
     /// Output directory (overrides sink.path).
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -47,6 +53,12 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(t) = args.threads {
         cfg.engine.threads = t;
     }
+    if let Some(w) = args.writers {
+        cfg.engine.writers = w;
+    }
+    if args.profile {
+        crate::profile::enable();
+    }
     if let Some(p) = args.output {
         cfg.sink.path = p;
     }
@@ -62,6 +74,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         },
     )?;
     println!("{summary}");
+    if args.profile {
+        println!("\n{}", crate::profile::report(summary.jets_converted));
+    }
     Ok(())
 }
 

@@ -67,17 +67,28 @@ impl PipelineConfig {
         format!("sha256:{:x}", Sha256::digest(&json))
     }
 
-    /// Worker threads to use: `engine.threads`, or when 0 one per core less one, which the
-    /// Parquet writer thread keeps busy (at least one). On 2 cores one worker converts
-    /// faster than two: 818 vs 671 jets/s in `benches/convert.rs`.
+    /// Worker threads to use: `engine.threads`, or when 0 the cores left by the writers (at
+    /// least one). A worker and a writer cost about the same CPU per jet
+    /// (`benches/convert.rs` prints both), so by default the cores are split evenly.
     pub fn worker_threads(&self) -> usize {
         match self.engine.threads {
-            0 => {
-                std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
-            }
+            0 => cores().saturating_sub(self.writer_threads()).max(1),
             n => n,
         }
     }
+
+    /// Unit writer threads: `engine.writers`, or half the cores (at least one) when 0.
+    pub fn writer_threads(&self) -> usize {
+        match self.engine.writers {
+            0 => (cores() / 2).max(1),
+            n => n,
+        }
+    }
+}
+
+/// Cores this process may use.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 #[cfg(test)]

@@ -322,11 +322,17 @@ pub struct SinkConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct EngineConfig {
-    /// Worker threads for the CPU stages; 0 = one per core less one for the Parquet writer
-    /// thread (at least one). Default: 0.
+    /// Worker threads for the CPU stages (point selection, kNN, features); 0 = the cores
+    /// not given to `writers` (at least one). Default: 0.
     #[serde(default)]
     #[garde(range(max = 1024))]
     pub threads: usize,
+    /// Writer threads, each encoding one unit's Parquet shards at a time (units are
+    /// independent files, so the bytes do not depend on this); 0 = half the cores (at least
+    /// one). Default: 0.
+    #[serde(default)]
+    #[garde(range(max = 1024))]
+    pub writers: usize,
     /// Jets per batch travelling between stages, 1..=16384. Default: 64.
     #[serde(default = "default_batch_size")]
     #[garde(range(min = 1, max = 16384))]
@@ -360,6 +366,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             threads: 0,
+            writers: 0,
             batch_size: default_batch_size(),
             queue_depth: default_queue_depth(),
             inflate: Inflate::default(),

@@ -45,6 +45,10 @@ pub struct RunSummary {
     pub seconds: f64,
     /// Worker threads used.
     pub threads: usize,
+    /// Unit writer threads used.
+    pub writers: usize,
+    /// Source jets converted by this run (not counting units kept from an earlier run).
+    pub jets_converted: u64,
     /// Peak resident memory of the process, when the OS reports it.
     pub peak_rss_bytes: Option<u64>,
     /// Note about a replaced earlier output.
@@ -70,10 +74,11 @@ impl std::fmt::Display for RunSummary {
         )?;
         writeln!(
             f,
-            "time:     {:.2} s, {:.0} jets/s with {} worker thread(s)",
+            "time:     {:.2} s, {:.0} jets/s with {} worker and {} writer thread(s)",
             self.seconds,
             t.jets_in as f64 / self.seconds.max(1e-9),
-            self.threads
+            self.threads,
+            self.writers
         )?;
         write!(f, "written:  {:.2} MB", t.bytes as f64 / 1e6)?;
         if let Some(rss) = self.peak_rss_bytes {
@@ -320,7 +325,7 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
         source.geometry,
         source.files.iter().map(|f| f.path.clone()).collect(),
     );
-    let mut sink = DatasetSink::new(
+    let sink = DatasetSink::new(
         dir.clone(),
         ShardOptions {
             row_group_size: cfg.sink.row_group_size,
@@ -339,28 +344,26 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
             (u.id, span)
         }),
     );
-    let threads = cfg.worker_threads();
+    let (threads, writers) = (cfg.worker_threads(), cfg.writer_threads());
     let total: u64 = units.iter().map(|u| u.end - u.start).sum();
     let mut progress = progress::Progress::new(total, opts.quiet);
-    let result = executor::execute(
-        &source,
-        &stage,
-        &batches,
+    let settings = executor::Settings {
         threads,
-        cfg.engine.queue_depth,
-        cfg.engine.inflate == crate::config::Inflate::Workers,
-        |t| {
-            let n = t.jets_in as u64;
-            if let Some(unit) = sink.write(t)? {
+        writers,
+        queue_depth: cfg.engine.queue_depth,
+        direct: cfg.engine.inflate == crate::config::Inflate::Workers,
+    };
+    let result = executor::execute(&source, &stage, &batches, settings, &sink, |ev| {
+        match ev {
+            executor::Event::Batch(n) => progress.inc(n),
+            executor::Event::Unit(unit) => {
                 manifest.push_unit(unit);
                 manifest.write_at(&dir, &manifest_rel)?;
             }
-            progress.inc(n);
-            Ok(())
-        },
-    );
+        }
+        Ok(())
+    });
     progress.finish();
-    drop(sink); // removes the temporary files of an unfinished unit
     match result {
         Ok(()) => {
             manifest.status = Status::Complete;
@@ -382,6 +385,8 @@ pub fn run(cfg: &PipelineConfig, opts: &RunOptions) -> Result<RunSummary> {
         totals: manifest.totals,
         seconds: started.elapsed().as_secs_f64(),
         threads,
+        writers,
+        jets_converted: total,
         peak_rss_bytes: peak_rss_bytes(),
         note: (!notes.is_empty()).then(|| notes.join("\n      ")),
     })

@@ -1,9 +1,11 @@
-//! The dataset sink: routes each converted batch to its unit's shards (`jets/` and one
-//! `points/res=R/` per resolution) and commits the unit after its last batch.
+//! The dataset sink: a unit's shards (`jets/` and one `points/res=R/` per resolution),
+//! opened by [`DatasetSink::open_unit`], fed the unit's batches in order and committed after
+//! the last one. Units are independent files, so several are written at once, one per
+//! writer thread of the executor.
 
 use super::parquet::{ShardOptions, ShardWriter};
 use crate::batch::{JetTables, Rejection};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::manifest::UnitRecord;
 use arrow::datatypes::SchemaRef;
 use std::path::PathBuf;
@@ -19,8 +21,11 @@ pub struct UnitSpan {
     pub end: u64,
 }
 
-struct OpenUnit {
+/// One unit being written: its shards (the jets table and one per resolution), open under
+/// their temporary names. Dropped before [`UnitWriter::commit`], it removes them.
+pub struct UnitWriter {
     id: u32,
+    span: UnitSpan,
     jets: ShardWriter,
     points: Vec<ShardWriter>,
     written: u64,
@@ -28,7 +33,8 @@ struct OpenUnit {
     rejected: Vec<Rejection>,
 }
 
-/// Writes every unit of a run.
+/// What every unit of a run is written with. Shared (it is `Sync`): each writer thread opens
+/// its own units through it.
 pub struct DatasetSink {
     root: PathBuf,
     opts: ShardOptions,
@@ -36,7 +42,6 @@ pub struct DatasetSink {
     points_schema: SchemaRef,
     resolutions: Vec<u32>,
     spans: std::collections::HashMap<u32, UnitSpan>,
-    open: Option<OpenUnit>,
 }
 
 /// Relative path of unit `id`'s shard of `table` (e.g. `points/res=256`).
@@ -66,11 +71,15 @@ impl DatasetSink {
             points_schema,
             resolutions,
             spans: spans.into_iter().collect(),
-            open: None,
         }
     }
 
-    fn open_unit(&self, id: u32) -> Result<OpenUnit> {
+    /// Opens unit `id`'s shards (one of the units the sink was made with).
+    pub fn open_unit(&self, id: u32) -> Result<UnitWriter> {
+        let span = *self
+            .spans
+            .get(&id)
+            .ok_or_else(|| Error::Internal(format!("unit {id} was not planned")))?;
         let jets = ShardWriter::create(
             &self.root,
             &shard_path("jets", id),
@@ -89,8 +98,9 @@ impl DatasetSink {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(OpenUnit {
+        Ok(UnitWriter {
             id,
+            span,
             jets,
             points,
             written: 0,
@@ -98,31 +108,38 @@ impl DatasetSink {
             rejected: Vec::new(),
         })
     }
+}
 
-    /// Writes one batch (batches arrive in sequence order). Returns the unit's record when
-    /// this batch completed it.
-    pub fn write(&mut self, t: JetTables) -> Result<Option<UnitRecord>> {
-        if self.open.as_ref().is_none_or(|u| u.id != t.unit) {
-            // A different unit can only start after the previous one committed.
-            debug_assert!(self.open.is_none());
-            self.open = Some(self.open_unit(t.unit)?);
+impl UnitWriter {
+    /// The unit's id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Appends one batch of the unit (batches arrive in sequence order).
+    pub fn write(&mut self, t: JetTables) -> Result<()> {
+        if t.unit != self.id {
+            return Err(Error::Internal(format!(
+                "batch {} of unit {} handed to the writer of unit {}",
+                t.seq, t.unit, self.id
+            )));
         }
-        let unit = self.open.as_mut().expect("unit open");
-        unit.jets.write(&t.jets)?;
-        for (w, b) in unit.points.iter_mut().zip(&t.points) {
+        self.jets.write(&t.jets)?;
+        for (w, b) in self.points.iter_mut().zip(&t.points) {
             w.write(b)?;
         }
-        unit.written += t.jets.num_rows() as u64;
-        unit.zeroed += t.zeroed_values;
-        unit.rejected.extend(t.rejected);
-        if !t.last_in_unit {
-            return Ok(None);
-        }
-        let unit = self.open.take().expect("unit open");
-        // Every shard of the unit is complete on disk before any of them gets its final name;
-        // if a rename fails, the ones already renamed are taken back.
-        let mut finished = vec![unit.jets.finish()?];
-        for w in unit.points {
+        self.written += t.jets.num_rows() as u64;
+        self.zeroed += t.zeroed_values;
+        self.rejected.extend(t.rejected);
+        Ok(())
+    }
+
+    /// Finishes every shard, then gives them their final names, and returns the unit's
+    /// record. Every shard is complete on disk before any of them gets its final name; if a
+    /// rename fails, the ones already renamed are taken back.
+    pub fn commit(self) -> Result<UnitRecord> {
+        let mut finished = vec![self.jets.finish()?];
+        for w in self.points {
             finished.push(w.finish()?);
         }
         let mut published: Vec<PathBuf> = Vec::new();
@@ -142,16 +159,15 @@ impl DatasetSink {
                 }
             }
         }
-        let span = self.spans[&unit.id];
-        Ok(Some(UnitRecord {
-            unit: unit.id,
-            file: span.file,
-            start: span.start,
-            end: span.end,
-            jets_written: unit.written,
-            zeroed_values: unit.zeroed,
-            rejected: unit.rejected,
+        Ok(UnitRecord {
+            unit: self.id,
+            file: self.span.file,
+            start: self.span.start,
+            end: self.span.end,
+            jets_written: self.written,
+            zeroed_values: self.zeroed,
+            rejected: self.rejected,
             shards,
-        }))
+        })
     }
 }

@@ -2,14 +2,22 @@
 //!
 //! Rule (deterministic form of the e2e_sparse selection): a pixel is a point when any channel
 //! is > `threshold`; points are ranked by Σ value² (or Σ value) over the rank channels (all by
-//! default), accumulated in float32 in channel order, descending,
-//! ties broken by ascending row-major pixel index; resolution R keeps the first R. One partial
-//! sort per jet serves every resolution, so each resolution is a prefix of the next. Invalid
-//! pixels (NaN, ±inf, negative in an unsigned channel) are handled by `source.on_invalid`.
+//! default), accumulated in float32 in channel order, descending; resolution R keeps the
+//! first R. One partial sort per jet serves every resolution, so each resolution is a prefix
+//! of the next. Invalid pixels (NaN, ±inf, negative in an unsigned channel) are handled by
+//! `source.on_invalid`.
+//!
+//! Ties (equal scores: an HCAL tower is a block of equal pixels) are ordered by [`tie_key`],
+//! a hash of the pixel index salted with the jet's hit count, then by pixel index. e2e_sparse
+//! breaks them at random (numpy's unstable argsort); breaking them by row-major index, as
+//! jetpipe did before, kept the top rows of a tower cut at the last rank, a systematic shift
+//! in η (`benches/tie_bias.py` measures it on the sample: before and after). The hash is as
+//! unbiased as the random order, but deterministic and a function of the image alone.
 
 use crate::batch::{ImageBatch, JetTables, Rejection};
 use crate::config::{OnInvalid, PipelineConfig, RankBy, RowAxis};
 use crate::error::{Error, Result};
+use crate::profile::{Clock, Stage};
 use crate::source::ImageGeometry;
 use crate::source::chunks::ChunkDecoder;
 use crate::stages::features::{FeatureColumns, FeatureStage};
@@ -26,18 +34,39 @@ use std::cmp::Ordering;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// A hit pixel: its rank score and row-major index.
+/// A hit pixel: its rank score, tie key and row-major index.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Candidate {
     /// Σ value² or Σ value over channels (−0 normalised to +0).
     pub score: f32,
+    /// [`tie_key`] of the pixel: the order among equal scores.
+    pub tie: u32,
     /// Row-major pixel index (row × width + col).
     pub pixel: u32,
 }
 
-/// The ranking order: score descending, then pixel index ascending. A total order.
+/// The ranking order: score descending, then tie key ascending, then pixel index ascending.
+/// A total order.
 pub fn rank_order(a: &Candidate, b: &Candidate) -> Ordering {
-    b.score.total_cmp(&a.score).then(a.pixel.cmp(&b.pixel))
+    b.score
+        .total_cmp(&a.score)
+        .then(a.tie.cmp(&b.tie))
+        .then(a.pixel.cmp(&b.pixel))
+}
+
+/// The tie key of row-major pixel `pixel` in a jet with `n_hits` hit pixels: a 32-bit
+/// integer hash (multiply–xorshift rounds, all arithmetic modulo 2³²), so pixels of equal
+/// score come in an order that carries no preference for any row or column. In numpy, with
+/// `p` and `n` as `uint32`: `h = (p * 0x9E3779B1) ^ (n * 0x85EBCA77)`, then `h ^= h >> 15;
+/// h *= 0x2C1B3C6D; h ^= h >> 12; h *= 0x297A2D39; h ^= h >> 15`.
+#[inline]
+pub fn tie_key(pixel: u32, n_hits: u32) -> u32 {
+    let mut h = pixel.wrapping_mul(0x9E37_79B1) ^ n_hits.wrapping_mul(0x85EB_CA77);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x2C1B_3C6D);
+    h ^= h >> 12;
+    h = h.wrapping_mul(0x297A_2D39);
+    h ^ (h >> 15)
 }
 
 /// Per-worker buffers reused from jet to jet.
@@ -214,12 +243,16 @@ impl PointCloudStage {
                 if hit {
                     out.push(Candidate {
                         score: score + 0.0,
+                        tie: 0,
                         pixel: p as u32,
                     });
                 }
             }
         }
         let n_hits = out.len();
+        for c in out.iter_mut() {
+            c.tie = tie_key(c.pixel, n_hits as u32);
+        }
         let keep = *self.resolutions.last().expect("validated non-empty");
         if n_hits > keep {
             out.select_nth_unstable_by(keep - 1, rank_order);
@@ -281,6 +314,8 @@ impl PointCloudStage {
         } = scratch;
         for j in 0..batch.n {
             let index = batch.start + j as u64;
+            crate::fault::panic_if("JETPIPE_FAULT_PANIC_JET", index);
+            let mut clock = Clock::start();
             let image: &mut [f32] = match &batch.raw.compressed {
                 Some(stored) => {
                     decoder
@@ -293,7 +328,10 @@ impl PointCloudStage {
                 }
                 None => &mut batch.raw.images[j * per_jet..(j + 1) * per_jet],
             };
-            let hits = match self.select(image, candidates, nonzero, &mut jet_sums, &mut zeroed) {
+            clock.lap(Stage::Inflate);
+            let selected = self.select(image, candidates, nonzero, &mut jet_sums, &mut zeroed);
+            clock.lap(Stage::Select);
+            let hits = match selected {
                 Ok(h) => h,
                 Err((p, c, v)) => {
                     let where_ = format!(
@@ -331,6 +369,7 @@ impl PointCloudStage {
             if let Some(f) = &self.features {
                 f.push(image, nonzero, hits, &mut feature_cols);
             }
+            clock.lap(Stage::Features);
             let (ps, cs) = g.strides();
             for (res, pcols) in self.resolutions.iter().zip(cols.iter_mut()) {
                 let pts = &candidates[..hits.min(*res)];
@@ -356,6 +395,7 @@ impl PointCloudStage {
                 pcols.n_points.push(pts.len() as u16);
                 pcols.offsets.push(pcols.row.len() as i32);
             }
+            clock.lap(Stage::Points);
             if let Some(knn) = &self.knn {
                 let jets: Vec<JetPoints> = cols
                     .iter()
@@ -371,9 +411,18 @@ impl PointCloudStage {
                         }
                     })
                     .collect();
-                knn.append_jet(&jets, knn_scratch, &mut knn_cols)?;
+                knn.append_jet(&jets, knn_scratch, &mut knn_cols)
+                    .map_err(|e| match e {
+                        Error::Jet { msg, .. } => Error::Jet {
+                            file: self.files[file].clone(),
+                            index,
+                            msg,
+                        },
+                        e => e,
+                    })?;
             }
         }
+        let mut clock = Clock::start();
 
         let pick = |v: &Option<Vec<f32>>| -> ArrayRef {
             Arc::new(match v {
@@ -449,6 +498,7 @@ impl PointCloudStage {
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
 
+        clock.lap(Stage::Assemble);
         Ok(JetTables {
             seq: batch.seq,
             unit: batch.unit,

@@ -5,9 +5,9 @@ Usage: python3 reference_check.py SOURCE.h5 DATASET_DIR
 Re-implements the point-cloud rule with h5py + numpy, taking every setting from the
 manifest's resolved config (dataset names, layout, threshold, rank_by, rank_channels):
 a pixel is a point when any channel > threshold; float32 scores (Σv² or Σv over the rank
-channels, accumulated in channel order); order by score descending then row-major pixel
-index; keep the top R. Compares every stored point, coordinate and channel value, the
-kNN lists (exact pixel distances, ties by index, padding) and graph statistics, and the jets
+channels, accumulated in channel order); order by score descending, then jetpipe's tie
+key (a uint32 hash of the pixel index and hit count), then pixel index; keep the top R.
+Compares every stored point, coordinate and channel value, the kNN lists (exact pixel distances, ties by index, padding) and graph statistics, and the jets
 table, read with pyarrow. Exits non-zero on any difference.
 """
 import json
@@ -17,6 +17,18 @@ import h5py
 import numpy as np
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+
+
+def tie_key(pixels: np.ndarray, n_hits: int) -> np.ndarray:
+    """jetpipe's order among equal scores (`stages::pointcloud::tie_key`): a uint32 hash of
+    the row-major pixel index salted with the jet's hit count."""
+    p = pixels.astype(np.uint32)
+    h = (p * np.uint32(0x9E3779B1)) ^ np.uint32((n_hits * 0x85EBCA77) & 0xFFFFFFFF)
+    h ^= h >> np.uint32(15)
+    h *= np.uint32(0x2C1B3C6D)
+    h ^= h >> np.uint32(12)
+    h *= np.uint32(0x297A2D39)
+    return h ^ (h >> np.uint32(15))
 
 
 def check_knn(knn: dict, t: dict, j: int, rows: np.ndarray, cols: np.ndarray) -> None:
@@ -105,7 +117,7 @@ def main(h5path: str, outdir: str) -> None:
         assert len(t["jet_id"]) == n
         for j in range(n):
             idx = np.nonzero(hit[j])[0]
-            order = np.lexsort((idx, -score[j, idx]))
+            order = np.lexsort((idx, tie_key(idx, len(idx)), -score[j, idx]))
             keep = idx[order][:R]
             rows, cols = keep // w, keep % w
             assert t["n_points"][j] == len(keep), (R, j)

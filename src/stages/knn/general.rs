@@ -80,6 +80,8 @@ fn with_tree<const K: usize>(
         .chunks_exact(K)
         .map(|c| c.try_into().expect("K wide"))
         .collect();
+    // Cannot fire: the stage refuses jets whose coordinates are not finite and within ±1e18
+    // (`MAX_COORD`) before searching.
     let tree = ImmutableKdTree::<f32, K>::new_from_slice(&pts).expect("finite coordinates");
     let want = NonZeroUsize::new(k_eff + 1).expect("k_eff >= 1");
     let mut cands = Vec::new();

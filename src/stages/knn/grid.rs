@@ -33,7 +33,7 @@
 //! Every path gives the brute-force answer exactly (tests in `tests.rs`); `benches/knn.rs`
 //! times them.
 
-use super::lanes::Lanes;
+use super::lanes::{Lanes, Path};
 use super::vwalk::{Walk, WalkTables};
 
 /// A neighbour packed for ordering: `(d² << 16) | index`.
@@ -83,8 +83,11 @@ pub struct GridKnn {
     lanes: Lanes,
     /// The vectorised walk's tables (used with `lanes`).
     vwalk: WalkTables,
-    /// Use the scalar cell search even where the vectorised one runs (tests compare both).
+    /// Use the scalar paths only, whatever the CPU has (tests and benchmarks compare them).
     pub scalar_only: bool,
+    /// Use the AVX2 sparse search and the scalar walk even where the CPU has AVX-512 (tests
+    /// and benchmarks run the path of CPUs without it).
+    pub no_avx512: bool,
 }
 
 /// A sparse query: the point's pixel and index, and the resolution's point count.
@@ -396,7 +399,14 @@ impl GridKnn {
         self.prepare(shape);
         // The cells serve the scalar paths only: built when one is first needed.
         let mut cells_built = false;
-        let vectorised = self.lanes.load(rows, cols, shape, !self.scalar_only);
+        let best = match (self.scalar_only, self.no_avx512) {
+            (true, _) => Path::Scalar,
+            (false, true) => Path::Avx2,
+            (false, false) => Path::Avx512,
+        };
+        let path = self.lanes.load(rows, cols, shape, best);
+        let vectorised = path != Path::Scalar;
+        let vwalk = path == Path::Avx512;
         for i in 0..n {
             let cell = self.cell(rows[i], cols[i]);
             // Points are distinct pixels (the point-cloud stage makes one per pixel).
@@ -427,7 +437,7 @@ impl GridKnn {
                 if need == 0 {
                     continue;
                 }
-                if vectorised {
+                if vwalk {
                     let base = self.cell(rows[i], cols[i]);
                     match self.vwalk.nearest(&self.occupied, base, lim, need, out) {
                         Walk::Found => continue,

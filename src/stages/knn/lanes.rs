@@ -24,9 +24,10 @@
 //! bisection round measured no faster than 2-way. An earlier try that scanned bands of cell
 //! rows (session 6) was slower because of its per-band work.
 //!
-//! The same answer as brute force, ties included (tests in `tests.rs` run both this and the
-//! scalar cell search). Used only where the CPU has AVX-512 F/BW/VBMI2 and BMI2; elsewhere
-//! the grid search falls back to its scalar cell search.
+//! The same answer as brute force, ties included (tests in `tests.rs` run this, the AVX2
+//! form and the scalar cell search). Used where the CPU has AVX-512 F/BW/VBMI2 and BMI2;
+//! with AVX2 only, [`super::lanes_avx2`] searches the same layout; elsewhere the grid
+//! search falls back to its scalar cell search.
 
 use super::grid::{Key, key};
 use super::network;
@@ -48,26 +49,40 @@ const REACH: [usize; 4] = {
     r
 };
 
+/// Which vectorised search a jet uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Path {
+    /// None: the grid search's scalar cell search answers.
+    #[default]
+    Scalar,
+    /// AVX-512 F/BW/VBMI2 (this module).
+    Avx512,
+    /// AVX2 ([`super::lanes_avx2`]).
+    Avx2,
+}
+
 /// A jet's pixel coordinates laid out for the vectorised search, and its buffers.
 #[derive(Default)]
 pub struct Lanes {
-    /// Whether the CPU and the image allow the vectorised search.
-    enabled: bool,
+    /// The vectorised search the CPU and the image allow for the loaded jet.
+    path: Path,
     /// Each point's pixel, by point index (the loaded jet's points).
-    prow: Vec<i16>,
-    pcol: Vec<i16>,
+    pub(super) prow: Vec<i16>,
+    pub(super) pcol: Vec<i16>,
     /// The points sorted by row (by index within a row), padded to whole vectors: row,
     /// column and point index (`u16::MAX` in the padding).
-    rows: Vec<i16>,
-    cols: Vec<i16>,
-    idx: Vec<u16>,
+    pub(super) rows: Vec<i16>,
+    pub(super) cols: Vec<i16>,
+    pub(super) idx: Vec<u16>,
     /// Sorted position of the first point of each row; one more entry, the point count.
-    row_start: Vec<u32>,
+    pub(super) row_start: Vec<u32>,
     /// Next free sorted position of each row while loading.
     fill: Vec<u32>,
-    cand_idx: Vec<u16>,
-    cand_d2: Vec<i16>,
-    keys: Vec<Key>,
+    pub(super) cand_idx: Vec<u16>,
+    pub(super) cand_d2: Vec<i16>,
+    pub(super) keys: Vec<Key>,
+    /// (d² << 16) | index keys of the AVX2 selection.
+    pub(super) keys32: Vec<u32>,
 }
 
 /// Whether this CPU runs the vectorised search.
@@ -87,9 +102,10 @@ pub fn supported() -> bool {
 }
 
 impl Lanes {
-    /// Loads a jet's pixels (image `shape`); `allow` turns the vectorised path off (tests).
-    /// Returns whether [`Lanes::nearest`] may be used for this jet.
-    pub fn load(&mut self, rows: &[u16], cols: &[u16], shape: (usize, usize), allow: bool) -> bool {
+    /// Loads a jet's pixels (image `shape`) for the best search the CPU has, at most `best`
+    /// (tests and benchmarks lower it to run the AVX2 or scalar paths on any CPU). Returns
+    /// the path [`Lanes::nearest`] takes for this jet ([`Path::Scalar`]: not usable).
+    pub fn load(&mut self, rows: &[u16], cols: &[u16], shape: (usize, usize), best: Path) -> Path {
         let (h, w) = (shape.0 as i64, shape.1 as i64);
         // Every d² must fit an i16 below i16::MAX, the "excluded" marker, and every index
         // a u16.
@@ -97,9 +113,14 @@ impl Lanes {
         let fits = (h - 1) * (h - 1) + (w - 1) * (w - 1) < i64::from(i16::MAX - 1)
             && rows.len() <= usize::from(u16::MAX);
         assert_eq!(rows.len(), cols.len(), "one column per row");
-        self.enabled = allow && fits && supported();
-        if !self.enabled {
-            return false;
+        self.path = match best {
+            _ if !fits => Path::Scalar,
+            Path::Avx512 if supported() => Path::Avx512,
+            Path::Avx512 | Path::Avx2 if super::lanes_avx2::supported() => Path::Avx2,
+            _ => Path::Scalar,
+        };
+        if self.path == Path::Scalar {
+            return Path::Scalar;
         }
         let n = rows.len();
         self.prow.clear();
@@ -131,19 +152,23 @@ impl Lanes {
         }
         self.cand_d2.resize(padded + LANES, 0);
         self.cand_idx.resize(padded + LANES, 0);
-        true
+        self.path
     }
 
     /// Appends the keys of the `need` nearest points to point `i` among the first `lim`
     /// (the point itself excluded), in (d², index) order. Only after [`Lanes::load`]
     /// returned true for this jet; `need < lim`.
     pub fn nearest(&mut self, i: usize, lim: usize, need: usize, out: &mut Vec<Key>) {
-        assert!(self.enabled && need < lim && lim <= self.prow.len() && i < lim);
+        assert!(need < lim && lim <= self.prow.len() && i < lim);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `enabled` is only set when the CPU has the features the function needs;
-        // the buffers are sized by `load` for every index the function touches.
+        // SAFETY: `path` is only set to a path whose CPU features were detected; the
+        // buffers are sized by `load` for every index the functions touch.
         unsafe {
-            self.nearest_avx512(i, lim, need, out)
+            match self.path {
+                Path::Avx512 => self.nearest_avx512(i, lim, need, out),
+                Path::Avx2 => super::lanes_avx2::nearest(self, i, lim, need, out),
+                Path::Scalar => panic!("vectorised search used without a vectorised path"),
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("vectorised search enabled without x86-64")

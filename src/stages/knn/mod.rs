@@ -14,6 +14,7 @@
 pub mod general;
 pub mod grid;
 pub mod lanes;
+pub mod lanes_avx2;
 pub mod network;
 pub mod stats;
 #[cfg(test)]
@@ -22,12 +23,17 @@ pub mod vwalk;
 
 use crate::config::KnnConfig;
 use crate::error::{Error, Result};
+use crate::profile::{Clock, Stage};
 use arrow::array::{ArrayRef, Float32Array, ListArray, UInt16Array};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field};
 use grid::{GridKnn, key_d2, key_index};
 use stats::{GraphStats, by_rank, by_search, graph_stats};
 use std::sync::Arc;
+
+/// Largest coordinate magnitude the float search accepts: squared distances of up to 80
+/// coordinates stay finite (the kd-tree refuses non-finite points).
+const MAX_COORD: f32 = 1e18;
 
 /// One per-point quantity of a coordinate vector.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,6 +54,8 @@ enum Mode {
     General {
         coords: Vec<Coord>,
         scales: Vec<f32>,
+        /// The coordinates' names, as configured (for error messages).
+        names: Vec<String>,
     },
 }
 
@@ -128,7 +136,11 @@ impl KnnStage {
         } else if same_scale && plane(Coord::Row, Coord::Col) {
             Mode::Grid { unit: scales[0] }
         } else {
-            Mode::General { coords, scales }
+            Mode::General {
+                coords,
+                scales,
+                names: cfg.coordinates.clone(),
+            }
         };
         Self {
             k: cfg.k,
@@ -152,6 +164,7 @@ impl KnnStage {
         s: &mut KnnScratch,
         cols: &mut [KnnColumns],
     ) -> Result<()> {
+        let mut clock = Clock::start();
         match &self.mode {
             Mode::Grid { unit } => {
                 let Some(all) = jets.last() else {
@@ -172,6 +185,7 @@ impl KnnStage {
                     &mut s.keys,
                     &mut s.k_eff,
                 );
+                clock.lap(Stage::KnnSearch);
                 for (r, c) in cols.iter_mut().enumerate() {
                     let (n, k_eff, keys) = (s.sizes[r], s.k_eff[r], &s.keys[r]);
                     let start = c.knn.len();
@@ -186,11 +200,17 @@ impl KnnStage {
                     let st = graph_stats(n, &c.knn[start..], self.k, k_eff, &mut s.degree, mutual);
                     c.finish_jet(k_eff, st)?;
                 }
+                clock.lap(Stage::KnnStats);
             }
-            Mode::General { coords, scales } => {
+            Mode::General {
+                coords,
+                scales,
+                names,
+            } => {
                 for (p, c) in jets.iter().zip(cols.iter_mut()) {
-                    self.append_general(p, coords, scales, s, c)?;
+                    self.append_general(p, (coords, scales, names), s, c)?;
                 }
+                clock.lap(Stage::KnnSearch);
             }
         }
         Ok(())
@@ -200,8 +220,7 @@ impl KnnStage {
     fn append_general(
         &self,
         p: &JetPoints,
-        coords: &[Coord],
-        scales: &[f32],
+        (coords, scales, names): (&[Coord], &[f32], &[String]),
         s: &mut KnnScratch,
         cols: &mut KnnColumns,
     ) -> Result<()> {
@@ -209,7 +228,7 @@ impl KnnStage {
         let start = cols.knn.len();
         s.coords.clear();
         for i in 0..n {
-            for (c, scale) in coords.iter().zip(scales) {
+            for ((c, scale), name) in coords.iter().zip(scales).zip(names) {
                 let v = match c {
                     Coord::Eta => p.eta[i],
                     Coord::Phi => p.phi[i],
@@ -217,7 +236,18 @@ impl KnnStage {
                     Coord::Col => f32::from(p.col[i]),
                     Coord::Channel(ch) => p.values[*ch][i],
                 };
-                s.coords.push(v * scale);
+                let x = v * scale;
+                if !(x.abs() <= MAX_COORD) {
+                    return Err(Error::Jet {
+                        file: Default::default(),
+                        index: 0,
+                        msg: format!(
+                            "kNN coordinate `{name}` of point {i} (pixel row {}, col {}) is {v} × scale {scale} = {x}: coordinates must be finite and within ±{MAX_COORD:e} (lower knn.scales)",
+                            p.row[i], p.col[i]
+                        ),
+                    });
+                }
+                s.coords.push(x);
             }
         }
         s.pairs.clear();

@@ -38,24 +38,23 @@ pub fn graph_stats(
         };
     }
     let list = |i: usize| &nbrs[i * k..i * k + k_eff];
-    let mut uf = UnionFind::<u32>::new(n);
+    // u16 indices: a jet has at most 65,535 points, and the smaller arrays stay in L1.
+    let mut uf = UnionFind::<u16>::new(n);
     degree.clear();
     degree.resize(n, 0);
     let mut edges = 0u64;
     for i in 0..n {
         for (slot, &j) in list(i).iter().enumerate() {
             let j = j as usize;
-            if j == i {
-                continue;
-            }
-            // Count i–j once: from i when the edge is one-way, from the smaller end when mutual.
-            if j < i && mutual(i, slot, j) {
-                continue;
-            }
-            degree[i] += 1;
-            degree[j] += 1;
-            edges += 1;
-            uf.union(i as u32, j as u32);
+            // Count i–j once: from i when the edge is one-way, from the smaller end when
+            // mutual; never a self-loop. Counted without branches (which of a point's
+            // neighbours are mutual is unpredictable); the union is idempotent, so it runs
+            // for every real edge.
+            let new = (j != i) & !((j < i) & mutual(i, slot, j));
+            degree[i] += u16::from(new);
+            degree[j] += u16::from(new);
+            edges += u64::from(new);
+            uf.union(i as u16, j as u16);
         }
     }
     let labels = uf.into_labeling();

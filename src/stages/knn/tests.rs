@@ -36,20 +36,71 @@ fn pixels(rng: &mut Lcg, n: usize, h: usize, w: usize, dense: bool) -> (Vec<u16>
     (rows, cols)
 }
 
-/// Both sparse-query paths: the vectorised one (where the CPU has AVX-512) and the scalar
-/// cell search.
-fn grids() -> [GridKnn; 2] {
+/// `JETPIPE_REQUIRE_AVX512=1` / `JETPIPE_REQUIRE_AVX2=1` make every grid test fail on a CPU
+/// (or a build) where that path cannot run, so a machine that has it proves it ran
+/// (`.ci/run` sets them from `/proc/cpuinfo`).
+fn check_required_paths() {
+    let on = |v: &str| std::env::var(v).is_ok_and(|x| x == "1");
+    if on("JETPIPE_REQUIRE_AVX512") {
+        assert!(
+            super::lanes::supported(),
+            "JETPIPE_REQUIRE_AVX512=1 but the AVX-512 kNN paths cannot run here"
+        );
+    }
+    if on("JETPIPE_REQUIRE_AVX2") {
+        assert!(
+            super::lanes_avx2::supported(),
+            "JETPIPE_REQUIRE_AVX2=1 but the AVX2 kNN path cannot run here"
+        );
+    }
+}
+
+/// Every path the CPU can run: the best (AVX-512 where present), the AVX2 sparse search
+/// with the scalar walk (where AVX2 is present), and the scalar walk and cell search.
+fn grids() -> [GridKnn; 3] {
+    check_required_paths();
+    let mut avx2 = GridKnn::default();
+    avx2.no_avx512 = true;
     let mut scalar = GridKnn::default();
     scalar.scalar_only = true;
-    [GridKnn::default(), scalar]
+    [GridKnn::default(), avx2, scalar]
+}
+
+/// Which paths `grid` was asked to use, for messages.
+fn label(grid: &GridKnn) -> &'static str {
+    match (grid.scalar_only, grid.no_avx512) {
+        (true, _) => "scalar",
+        (false, true) => "AVX2 or scalar",
+        (false, false) => "best",
+    }
+}
+
+#[test]
+fn each_vectorised_path_runs_where_the_cpu_has_it() {
+    use super::lanes::{Lanes, Path};
+    check_required_paths();
+    let (rows, cols) = (vec![1u16, 2, 3], vec![4u16, 5, 6]);
+    let mut l = Lanes::default();
+    let avx512 = super::lanes::supported();
+    let avx2 = super::lanes_avx2::supported();
+    eprintln!("kNN vector paths on this CPU: AVX-512 {avx512}, AVX2 {avx2}");
+    let best = if avx512 {
+        Path::Avx512
+    } else if avx2 {
+        Path::Avx2
+    } else {
+        Path::Scalar
+    };
+    assert_eq!(l.load(&rows, &cols, (125, 125), Path::Avx512), best);
+    let second = if avx2 { Path::Avx2 } else { Path::Scalar };
+    assert_eq!(l.load(&rows, &cols, (125, 125), Path::Avx2), second);
+    assert_eq!(l.load(&rows, &cols, (125, 125), Path::Scalar), Path::Scalar);
+    // An image too large for 16-bit distances has no vectorised path.
+    assert_eq!(l.load(&rows, &cols, (200, 200), Path::Avx512), Path::Scalar);
 }
 
 #[test]
 fn grid_matches_brute_force_including_ties() {
-    eprintln!(
-        "vectorised sparse search here: {}",
-        super::lanes::supported()
-    );
     let mut both = grids();
     let mut rng = Lcg(42);
     let mut checked = 0;
@@ -76,9 +127,9 @@ fn grid_matches_brute_force_including_ties() {
                 assert_eq!(
                     got,
                     want,
-                    "case {case}, n {}, k {k}, self {include_self}, scalar {}",
+                    "case {case}, n {}, k {k}, self {include_self}, path {}",
                     rows.len(),
-                    grid.scalar_only
+                    label(grid)
                 );
                 assert_eq!(k_eff * rows.len(), want.len());
                 checked += want.len();
@@ -131,9 +182,10 @@ fn every_resolution_exactly(grid: &mut GridKnn) {
                 let want = brute_grid(&rows[..s], &cols[..s], k, include_self);
                 let got: Vec<u16> = outs[r].iter().map(|&key| key_index(key)).collect();
                 assert_eq!(
-                    got, want,
-                    "case {case}, size {s} of {sizes:?}, k {k}, scalar {}",
-                    grid.scalar_only
+                    got,
+                    want,
+                    "case {case}, size {s} of {sizes:?}, k {k}, path {}",
+                    label(grid)
                 );
                 assert_eq!(k_eff[r] * s, want.len());
             }
@@ -359,9 +411,10 @@ fn jet_like_clouds_match_brute_force_at_every_resolution() {
                 for (r, &s) in sizes.iter().enumerate() {
                     let got: Vec<u16> = outs[r].iter().map(|&key| key_index(key)).collect();
                     assert_eq!(
-                        got, want[r],
-                        "case {case}, n {n}, size {s}, k {k}, self {include_self}, scalar {}",
-                        grid.scalar_only
+                        got,
+                        want[r],
+                        "case {case}, n {n}, size {s}, k {k}, self {include_self}, path {}",
+                        label(grid)
                     );
                 }
             }

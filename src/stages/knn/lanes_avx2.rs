@@ -1,0 +1,209 @@
+//! The sparse queries' exact search of [`super::lanes`] for CPUs with AVX2 but no AVX-512
+//! (e.g. AMD EPYC before Zen 4, Intel before Skylake-SP), on the same row-sorted layout:
+//!
+//! 1. For the first rung of the radius ladder that holds `need` points, the rows within its
+//!    reach are scanned 16 points per 256-bit vector: d² (i16), and a point is a candidate
+//!    when d² is within the rung, its index below `lim` (unsigned) and not the query. The
+//!    candidates are left-packed with a byte-shuffle table (8 lanes per 128-bit half, the
+//!    AVX2 stand-in for `vpcompressw`), so no branch depends on the data.
+//! 2. Selection by counting: bisection on d² between the previous rung and this one finds
+//!    the exact k-th distance T (each count is 16 compares per vector and a `popcnt`); the
+//!    candidates with d² ≤ T are sorted by (d², index) and the first `need` kept.
+//!
+//! No gathers and no `pdep`/`pext`, which are slow on AMD before Zen 3. The same answer as
+//! brute force (tests in `tests.rs`, which run every path on this CPU).
+
+use super::grid::{Key, key};
+use super::lanes::Lanes;
+
+/// Rungs of the radius ladder (d², pixels²); the last one admits every point. Finer than
+/// the AVX-512 path's: without a vector selection, the cost grows with the candidates, and a
+/// sparse query has fewer than `need` points within the walk's d² ≤ 25 (`benches/knn.rs`).
+const RUNGS: [i16; 5] = [64, 256, 1024, 4096, i16::MAX - 1];
+
+/// Rows each rung reaches: farther than ⌊√rung⌋ rows no point lies within it.
+const REACH: [usize; 5] = {
+    let mut r = [0; 5];
+    let mut x = 0;
+    while x < r.len() {
+        r[x] = (RUNGS[x] as u16).isqrt() as usize;
+        x += 1;
+    }
+    r
+};
+
+/// Points per vector.
+const LANES: usize = 16;
+
+/// For each 8-bit lane mask: the byte shuffle that packs the selected 16-bit lanes of a
+/// 128-bit half to its front (unused bytes zeroed).
+static PACK: [[u8; 16]; 256] = {
+    let mut t = [[0x80u8; 16]; 256];
+    let mut m = 0;
+    while m < 256 {
+        let (mut lane, mut at) = (0, 0);
+        while lane < 8 {
+            if m & (1 << lane) != 0 {
+                t[m][2 * at] = 2 * lane as u8;
+                t[m][2 * at + 1] = 2 * lane as u8 + 1;
+                at += 1;
+            }
+            lane += 1;
+        }
+        m += 1;
+    }
+    t
+};
+
+/// Whether this CPU runs [`nearest`].
+pub fn supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("popcnt")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Appends the keys of the `need` nearest points to point `i` among the first `lim` (the
+/// point itself excluded) in (d², index) order.
+///
+/// # Safety
+/// The CPU has AVX2 and POPCNT ([`supported`]); `l` was loaded for this jet (its buffers
+/// padded to whole 32-point vectors, the candidate buffers 32 longer), and `need < lim`,
+/// `lim <= l.prow.len()`, `i < lim`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+pub unsafe fn nearest(l: &mut Lanes, i: usize, lim: usize, need: usize, out: &mut Vec<Key>) {
+    use std::arch::x86_64::*;
+    let (qr, qc) = (l.prow[i], l.pcol[i]);
+    let h = l.row_start.len() - 1;
+    // SAFETY (whole block): `rows`, `cols` and `idx` hold whole 32-point vectors, so every
+    // 16-point vector read lies inside them; a vector's candidates are stored as two 16-byte
+    // halves at the candidate count m, which never exceeds the position of the vector being
+    // read, and the candidate buffers are 32 longer than the point buffers.
+    unsafe {
+        let (qrv, qcv) = (_mm256_set1_epi16(qr), _mm256_set1_epi16(qc));
+        let last = _mm256_set1_epi16((lim - 1) as i16);
+        let selfv = _mm256_set1_epi16(i as i16);
+        let (rp, cp, jp) = (l.rows.as_ptr(), l.cols.as_ptr(), l.idx.as_ptr());
+        let (ci, cd) = (l.cand_idx.as_mut_ptr(), l.cand_d2.as_mut_ptr());
+        let mut rung = 0;
+        let mut m;
+        loop {
+            let limitv = _mm256_set1_epi16(RUNGS[rung]);
+            let r = REACH[rung];
+            let (lo, hi) = (
+                (qr as usize).saturating_sub(r),
+                (qr as usize + r + 1).min(h),
+            );
+            let (start, end) = (l.row_start[lo] as usize, l.row_start[hi] as usize);
+            m = 0;
+            for v in start / LANES..end.div_ceil(LANES) {
+                let o = v * LANES;
+                let dr = _mm256_sub_epi16(_mm256_loadu_si256(rp.add(o).cast()), qrv);
+                let dc = _mm256_sub_epi16(_mm256_loadu_si256(cp.add(o).cast()), qcv);
+                let d = _mm256_add_epi16(_mm256_mullo_epi16(dr, dr), _mm256_mullo_epi16(dc, dc));
+                let j = _mm256_loadu_si256(jp.add(o).cast());
+                // d ≤ limit, j ≤ lim − 1 (unsigned: the padding's u16::MAX fails), j ≠ i.
+                let far = _mm256_cmpgt_epi16(d, limitv);
+                let below = _mm256_cmpeq_epi16(_mm256_max_epu16(j, last), last);
+                let same = _mm256_cmpeq_epi16(j, selfv);
+                let keep = _mm256_andnot_si256(_mm256_or_si256(far, same), below);
+                let bits = _mm256_movemask_epi8(_mm256_packs_epi16(keep, keep)) as u32;
+                if bits == 0 {
+                    continue;
+                }
+                let (m0, m1) = (bits & 0xFF, (bits >> 16) & 0xFF);
+                for (half, mask) in [(0, m0), (1, m1)] {
+                    if mask == 0 {
+                        continue;
+                    }
+                    let shuf = _mm_loadu_si128(PACK[mask as usize].as_ptr().cast());
+                    let (jh, dh) = if half == 0 {
+                        (_mm256_castsi256_si128(j), _mm256_castsi256_si128(d))
+                    } else {
+                        (
+                            _mm256_extracti128_si256::<1>(j),
+                            _mm256_extracti128_si256::<1>(d),
+                        )
+                    };
+                    _mm_storeu_si128(ci.add(m).cast(), _mm_shuffle_epi8(jh, shuf));
+                    _mm_storeu_si128(cd.add(m).cast(), _mm_shuffle_epi8(dh, shuf));
+                    m += mask.count_ones() as usize;
+                }
+            }
+            if m >= need {
+                break;
+            }
+            rung += 1;
+        }
+        // Pad the candidates to a whole vector with distances beyond every threshold.
+        _mm256_storeu_si256(cd.add(m).cast(), _mm256_set1_epi16(i16::MAX));
+        // count(lo) < need <= count(hi): bisect to the exact need-th distance T.
+        let mut lo = if rung == 0 { -1 } else { RUNGS[rung - 1] };
+        let mut hi = RUNGS[rung];
+        let cvecs = m.div_ceil(LANES);
+        let count = |t: i16| -> usize {
+            // d ≤ t as t + 1 > d (t < hi ≤ i16::MAX − 1, so t + 1 does not wrap and the
+            // padding's i16::MAX is never counted).
+            let tv = _mm256_set1_epi16(t + 1);
+            let mut n = 0;
+            for v in 0..cvecs {
+                let d = _mm256_loadu_si256(cd.add(v * LANES).cast());
+                let within = _mm256_cmpgt_epi16(tv, d);
+                // Two mask bits per lane.
+                n += _mm256_movemask_epi8(within).count_ones() as usize;
+            }
+            n / 2
+        };
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if count(mid) >= need {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        // The candidates within T, packed to the front of the candidate buffers (the write
+        // position never passes the read position), then sorted by (d², index) as 32-bit
+        // keys; the first `need` are kept.
+        let tv = _mm256_set1_epi16(hi + 1);
+        let mut kept = 0usize;
+        for v in 0..cvecs {
+            let o = v * LANES;
+            let d = _mm256_loadu_si256(cd.add(o).cast());
+            let j = _mm256_loadu_si256(ci.add(o).cast());
+            let within = _mm256_cmpgt_epi16(tv, d);
+            let bits = _mm256_movemask_epi8(_mm256_packs_epi16(within, within)) as u32;
+            for (half, mask) in [(0, bits & 0xFF), (1, (bits >> 16) & 0xFF)] {
+                if mask == 0 {
+                    continue;
+                }
+                let shuf = _mm_loadu_si128(PACK[mask as usize].as_ptr().cast());
+                let (jh, dh) = if half == 0 {
+                    (_mm256_castsi256_si128(j), _mm256_castsi256_si128(d))
+                } else {
+                    (
+                        _mm256_extracti128_si256::<1>(j),
+                        _mm256_extracti128_si256::<1>(d),
+                    )
+                };
+                _mm_storeu_si128(ci.add(kept).cast(), _mm_shuffle_epi8(jh, shuf));
+                _mm_storeu_si128(cd.add(kept).cast(), _mm_shuffle_epi8(dh, shuf));
+                kept += mask.count_ones() as usize;
+            }
+        }
+        let keys = &mut l.keys32;
+        keys.clear();
+        keys.extend((0..kept).map(|c| (*cd.add(c) as u32) << 16 | u32::from(*ci.add(c))));
+        keys.sort_unstable();
+        out.extend(
+            keys[..need]
+                .iter()
+                .map(|&k| key(u64::from(k >> 16), (k & 0xFFFF) as usize)),
+        );
+    }
+}
