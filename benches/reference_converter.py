@@ -23,22 +23,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.spatial import cKDTree
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "python"))
+from tie_key import tie_key  # noqa: E402
 
 RESOLUTIONS = (256, 512, 768, 1024)
 K = 16
 PIXEL = 0.0174
-
-
-def tie_key(pixels: np.ndarray, n_hits: int) -> np.ndarray:
-    """jetpipe's order among equal scores (`stages::pointcloud::tie_key`): a uint32 hash of
-    the row-major pixel index salted with the jet's hit count."""
-    p = pixels.astype(np.uint32)
-    h = (p * np.uint32(0x9E3779B1)) ^ np.uint32((n_hits * 0x85EBCA77) & 0xFFFFFFFF)
-    h ^= h >> np.uint32(15)
-    h *= np.uint32(0x2C1B3C6D)
-    h ^= h >> np.uint32(12)
-    h *= np.uint32(0x297A2D39)
-    return h ^ (h >> np.uint32(15))
 
 
 def convert(path, out, n, batch=64):

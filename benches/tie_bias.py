@@ -23,17 +23,9 @@ import sys
 
 import h5py
 import numpy as np
-
-
-def tie_key(pixels: np.ndarray, n_hits: int) -> np.ndarray:
-    """jetpipe's order among equal scores (`stages::pointcloud::tie_key`)."""
-    p = pixels.astype(np.uint32)
-    h = (p * np.uint32(0x9E3779B1)) ^ np.uint32((n_hits * 0x85EBCA77) & 0xFFFFFFFF)
-    h ^= h >> np.uint32(15)
-    h *= np.uint32(0x2C1B3C6D)
-    h ^= h >> np.uint32(12)
-    h *= np.uint32(0x297A2D39)
-    return h ^ (h >> np.uint32(15))
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "python"))
+from tie_key import tie_key  # noqa: E402
 
 
 def shifts(flat: np.ndarray, w: int, res: int, rule: str, rng: np.random.Generator):

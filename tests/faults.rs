@@ -314,64 +314,59 @@ fn parallel_yaml(dir: &Path) -> PathBuf {
     parallel
 }
 
-#[test]
-fn worker_panic_ends_the_run_with_context_and_resume_completes() {
+/// Runs the parallel fault YAML with the panic fault `env` set: the run must end within 60 s
+/// with exit code 1, no temporary file, and a failed manifest, which `check` inspects with
+/// the error text; then a plain rerun must resume to the bytes of an uninterrupted run.
+fn panic_then_resume(
+    env: (&str, &str),
+    check: impl FnOnce(&str, &Path, &jetpipe::store::manifest::Manifest),
+) {
     let dir = tempfile::tempdir().unwrap();
     let yaml = parallel_yaml(dir.path());
     let want = reference(dir.path(), &yaml);
     let out = dir.path().join("out");
-    // Jet 137 is in batch 135..140 of unit 13 (units of 10 jets, batches of 5).
-    let o = pipeline_within(
-        &["run", yaml.to_str().unwrap(), "-q"],
-        &[("JETPIPE_FAULT_PANIC_JET", "137")],
-        60,
-    );
+    let o = pipeline_within(&["run", yaml.to_str().unwrap(), "-q"], &[env], 60);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let err = stderr(&o);
-    assert!(
-        err.contains("internal error: a worker thread, converting jets 135..140 of ")
-            && err.contains("jets.h5 panicked: injected fault JETPIPE_FAULT_PANIC_JET=137"),
-        "{err}"
-    );
     assert!(tree(&out).iter().all(|f| !f.ends_with(".tmp")));
     let m = jetpipe::store::manifest::Manifest::read(&out)
         .unwrap()
         .unwrap();
     assert_eq!(m.status, jetpipe::store::manifest::Status::Failed);
-    // Every unit before the failing batch is complete, nothing after it was written.
-    let units: Vec<u32> = m.units.iter().map(|u| u.unit).collect();
-    assert_eq!(units, (0..13).collect::<Vec<_>>());
-    assert!(m.error.unwrap().contains("converting jets 135..140"));
+    check(&stderr(&o), &out, &m);
     let o = pipeline_within(&["run", yaml.to_str().unwrap(), "-q"], &[], 60);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(snapshot(&out) == want, "resumed output differs");
 }
 
 #[test]
+fn worker_panic_ends_the_run_with_context_and_resume_completes() {
+    // Jet 137 is in batch 135..140 of unit 13 (units of 10 jets, batches of 5).
+    panic_then_resume(("JETPIPE_FAULT_PANIC_JET", "137"), |err, _, m| {
+        assert!(
+            err.contains("internal error: a worker thread, converting jets 135..140 of ")
+                && err.contains("jets.h5 panicked: injected fault JETPIPE_FAULT_PANIC_JET=137"),
+            "{err}"
+        );
+        // Every unit before the failing batch is complete, nothing after it was written.
+        let units: Vec<u32> = m.units.iter().map(|u| u.unit).collect();
+        assert_eq!(units, (0..13).collect::<Vec<_>>());
+        assert!(
+            m.error
+                .as_ref()
+                .unwrap()
+                .contains("converting jets 135..140")
+        );
+    });
+}
+
+#[test]
 fn writer_panic_ends_the_run_and_resume_completes() {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = parallel_yaml(dir.path());
-    let want = reference(dir.path(), &yaml);
-    let out = dir.path().join("out");
-    let o = pipeline_within(
-        &["run", yaml.to_str().unwrap(), "-q"],
-        &[("JETPIPE_FAULT_PANIC_UNIT", "7")],
-        60,
-    );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let err = stderr(&o);
-    assert!(
-        err.contains("internal error: a writer thread, writing unit 7 (batch 15) panicked"),
-        "{err}"
-    );
-    assert!(tree(&out).iter().all(|f| !f.ends_with(".tmp")));
-    assert!(!tree(&out).iter().any(|f| f.contains("part-00007")));
-    let m = jetpipe::store::manifest::Manifest::read(&out)
-        .unwrap()
-        .unwrap();
-    assert_eq!(m.status, jetpipe::store::manifest::Status::Failed);
-    assert!(m.units.iter().all(|u| u.unit != 7) && m.units.len() >= 7);
-    let o = pipeline_within(&["run", yaml.to_str().unwrap(), "-q"], &[], 60);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(snapshot(&out) == want, "resumed output differs");
+    panic_then_resume(("JETPIPE_FAULT_PANIC_UNIT", "7"), |err, out, m| {
+        assert!(
+            err.contains("internal error: a writer thread, writing unit 7 (batch 15) panicked"),
+            "{err}"
+        );
+        assert!(!tree(out).iter().any(|f| f.contains("part-00007")));
+        assert!(m.units.iter().all(|u| u.unit != 7) && m.units.len() >= 7);
+    });
 }

@@ -39,7 +39,7 @@ pub fn explain(loaded: &LoadedConfig) -> Result<()> {
         cfg.source.on_invalid
     );
     println!(
-        "  2. pointcloud       pixel is a point when any channel > {}; rank by {:?} desc, ties by row-major index; keep top {:?}; pixel size {} (rows = {:?})",
+        "  2. pointcloud       pixel is a point when any channel > {}; rank by {:?} desc, ties by a hash of the pixel index; keep top {:?}; pixel size {} (rows = {:?})",
         pc.threshold, pc.rank_by, pc.resolutions, pc.pixel_size, pc.row_axis
     );
     match &cfg.stages.knn {

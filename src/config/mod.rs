@@ -260,7 +260,8 @@ pub struct PointCloudConfig {
     #[serde(default)]
     #[garde(custom(validate::finite))]
     pub threshold: f32,
-    /// Ranking of hit pixels; ties are broken by row-major pixel index. Default: `sum_sq`.
+    /// Ranking of hit pixels; ties are broken by the tie key (a hash of the pixel index).
+    /// Default: `sum_sq`.
     #[serde(default)]
     #[garde(skip)]
     pub rank_by: RankBy,

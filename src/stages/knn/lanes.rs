@@ -38,16 +38,19 @@ const LANES: usize = 32;
 /// Rungs of the radius ladder (d², pixels²); the last one admits every point.
 const RUNGS: [i16; 4] = [256, 1024, 4096, i16::MAX - 1];
 
-/// Rows each rung reaches: farther than ⌊√rung⌋ rows no point lies within it.
-const REACH: [usize; 4] = {
-    let mut r = [0; 4];
+/// Rows each rung reaches.
+const REACH: [usize; 4] = reach(RUNGS);
+
+/// Rows each rung of a ladder reaches: farther than ⌊√rung⌋ rows no point lies within it.
+pub(super) const fn reach<const N: usize>(rungs: [i16; N]) -> [usize; N] {
+    let mut r = [0; N];
     let mut x = 0;
-    while x < r.len() {
-        r[x] = (RUNGS[x] as u16).isqrt() as usize;
+    while x < N {
+        r[x] = (rungs[x] as u16).isqrt() as usize;
         x += 1;
     }
     r
-};
+}
 
 /// Which vectorised search a jet uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

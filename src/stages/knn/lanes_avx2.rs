@@ -21,16 +21,8 @@ use super::lanes::Lanes;
 /// sparse query has fewer than `need` points within the walk's d² ≤ 25 (`benches/knn.rs`).
 const RUNGS: [i16; 5] = [64, 256, 1024, 4096, i16::MAX - 1];
 
-/// Rows each rung reaches: farther than ⌊√rung⌋ rows no point lies within it.
-const REACH: [usize; 5] = {
-    let mut r = [0; 5];
-    let mut x = 0;
-    while x < r.len() {
-        r[x] = (RUNGS[x] as u16).isqrt() as usize;
-        x += 1;
-    }
-    r
-};
+/// Rows each rung reaches.
+const REACH: [usize; 5] = super::lanes::reach(RUNGS);
 
 /// Points per vector.
 const LANES: usize = 16;
@@ -112,28 +104,7 @@ pub unsafe fn nearest(l: &mut Lanes, i: usize, lim: usize, need: usize, out: &mu
                 let below = _mm256_cmpeq_epi16(_mm256_max_epu16(j, last), last);
                 let same = _mm256_cmpeq_epi16(j, selfv);
                 let keep = _mm256_andnot_si256(_mm256_or_si256(far, same), below);
-                let bits = _mm256_movemask_epi8(_mm256_packs_epi16(keep, keep)) as u32;
-                if bits == 0 {
-                    continue;
-                }
-                let (m0, m1) = (bits & 0xFF, (bits >> 16) & 0xFF);
-                for (half, mask) in [(0, m0), (1, m1)] {
-                    if mask == 0 {
-                        continue;
-                    }
-                    let shuf = _mm_loadu_si128(PACK[mask as usize].as_ptr().cast());
-                    let (jh, dh) = if half == 0 {
-                        (_mm256_castsi256_si128(j), _mm256_castsi256_si128(d))
-                    } else {
-                        (
-                            _mm256_extracti128_si256::<1>(j),
-                            _mm256_extracti128_si256::<1>(d),
-                        )
-                    };
-                    _mm_storeu_si128(ci.add(m).cast(), _mm_shuffle_epi8(jh, shuf));
-                    _mm_storeu_si128(cd.add(m).cast(), _mm_shuffle_epi8(dh, shuf));
-                    m += mask.count_ones() as usize;
-                }
+                m += pack((ci, cd), m, keep, j, d);
             }
             if m >= need {
                 break;
@@ -177,24 +148,7 @@ pub unsafe fn nearest(l: &mut Lanes, i: usize, lim: usize, need: usize, out: &mu
             let d = _mm256_loadu_si256(cd.add(o).cast());
             let j = _mm256_loadu_si256(ci.add(o).cast());
             let within = _mm256_cmpgt_epi16(tv, d);
-            let bits = _mm256_movemask_epi8(_mm256_packs_epi16(within, within)) as u32;
-            for (half, mask) in [(0, bits & 0xFF), (1, (bits >> 16) & 0xFF)] {
-                if mask == 0 {
-                    continue;
-                }
-                let shuf = _mm_loadu_si128(PACK[mask as usize].as_ptr().cast());
-                let (jh, dh) = if half == 0 {
-                    (_mm256_castsi256_si128(j), _mm256_castsi256_si128(d))
-                } else {
-                    (
-                        _mm256_extracti128_si256::<1>(j),
-                        _mm256_extracti128_si256::<1>(d),
-                    )
-                };
-                _mm_storeu_si128(ci.add(kept).cast(), _mm_shuffle_epi8(jh, shuf));
-                _mm_storeu_si128(cd.add(kept).cast(), _mm_shuffle_epi8(dh, shuf));
-                kept += mask.count_ones() as usize;
-            }
+            kept += pack((ci, cd), kept, within, j, d);
         }
         let keys = &mut l.keys32;
         keys.clear();
@@ -206,4 +160,53 @@ pub unsafe fn nearest(l: &mut Lanes, i: usize, lim: usize, need: usize, out: &mu
                 .map(|&k| key(u64::from(k >> 16), (k & 0xFFFF) as usize)),
         );
     }
+}
+
+/// Appends the lanes of `keep` (all-ones 16-bit lanes) from (`j`, `d`) at position `at` of
+/// the (index, d²) buffers, keeping their order: each 128-bit half is left-packed by a
+/// [`PACK`] byte shuffle and stored whole. Returns how many lanes were appended.
+///
+/// # Safety
+/// The CPU has AVX2 and POPCNT; both buffers have `at + 16` elements. Writing in place
+/// (`at` at most the position `j` and `d` were read from) is allowed: they are in registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+#[inline]
+unsafe fn pack(
+    (out_idx, out_d): (*mut u16, *mut i16),
+    mut at: usize,
+    keep: std::arch::x86_64::__m256i,
+    j: std::arch::x86_64::__m256i,
+    d: std::arch::x86_64::__m256i,
+) -> usize {
+    use std::arch::x86_64::*;
+    let start = at;
+    // One byte per lane: lanes 0–7 in bits 0–7, lanes 8–15 in bits 16–23.
+    let bits = _mm256_movemask_epi8(_mm256_packs_epi16(keep, keep)) as u32;
+    let halves = [
+        (
+            bits & 0xFF,
+            _mm256_castsi256_si128(j),
+            _mm256_castsi256_si128(d),
+        ),
+        (
+            (bits >> 16) & 0xFF,
+            _mm256_extracti128_si256::<1>(j),
+            _mm256_extracti128_si256::<1>(d),
+        ),
+    ];
+    for (mask, jh, dh) in halves {
+        if mask == 0 {
+            continue;
+        }
+        // SAFETY: the table has an entry per 8-bit mask; the caller guarantees room for a
+        // whole half (8 lanes) from `at`.
+        unsafe {
+            let shuf = _mm_loadu_si128(PACK[mask as usize].as_ptr().cast());
+            _mm_storeu_si128(out_idx.add(at).cast(), _mm_shuffle_epi8(jh, shuf));
+            _mm_storeu_si128(out_d.add(at).cast(), _mm_shuffle_epi8(dh, shuf));
+        }
+        at += mask.count_ones() as usize;
+    }
+    at - start
 }
