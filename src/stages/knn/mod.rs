@@ -237,7 +237,7 @@ impl KnnStage {
                     Coord::Channel(ch) => p.values[*ch][i],
                 };
                 let x = v * scale;
-                if !(x.abs() <= MAX_COORD) {
+                if !x.is_finite() || x.abs() > MAX_COORD {
                     return Err(Error::Jet {
                         file: Default::default(),
                         index: 0,
