@@ -14,7 +14,8 @@
 //! 5. the Python reference converter (`benches/reference_converter.py`) on the first
 //!    `JETPIPE_BENCH_PY_JETS` jets (default 500), its point sets checked against jetpipe's.
 //!
-//! Run: `.ci/with-tools cargo bench --bench convert`. The file is `JETPIPE_BENCH_FILE`, by
+//! Run: `.ci/with-tools cargo bench --no-default-features --bench convert` (without Burn,
+//! which it does not use: a much shorter first build). The file is `JETPIPE_BENCH_FILE`, by
 //! default a 20,000-jet file made once by the generator's bench mode under
 //! `$TMPDIR/jetpipe-bench/`. `JETPIPE_BENCH_FULL=1` also converts a 139,306-jet file (the
 //! real file's size) with 2 threads and compares its peak RSS with the 20k-jet run.

@@ -307,7 +307,7 @@ fn main() {
     println!("kNN, k = {K}, one thread, realistic clouds from data-samples/qg_sample.h5");
     let (avx512, avx2) = (
         jetpipe::stages::knn::lanes::supported(),
-        jetpipe::stages::knn::lanes_avx2::supported(),
+        jetpipe::stages::knn::lanes::avx2::supported(),
     );
     println!(
         "CPU: AVX-512 paths {}, AVX2 path {}; \"used\" runs the {} path",

@@ -176,7 +176,9 @@ fn main() {
         let (ac, share) = quality(&ds, shuffle);
         println!("{name:<24} {ac:>22.3} {share:>28.2}");
     }
+    // SAFETY: `rusage` is a plain C struct of integers, for which all zero bytes are valid.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable `rusage` for the call's duration.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     println!(
         "\npeak RSS of this benchmark process: {:.0} MB",

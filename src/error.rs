@@ -37,6 +37,16 @@ pub enum Error {
     /// The loader failed (message names the shard and row group, or the setting).
     #[error("{0}")]
     Loader(String),
+    /// Training or scoring failed at run time (e.g. the model diverged, or its outputs could
+    /// not be read back from the device); the message names the step, epoch or jet.
+    #[error("training: {0}")]
+    Train(String),
+    /// A SQL query failed: `context` says which query or table.
+    #[error("{context}: {source}")]
+    Sql {
+        context: String,
+        source: datafusion::error::DataFusionError,
+    },
     /// The run was stopped because another part of it failed.
     #[error("cancelled")]
     Cancelled,
@@ -63,14 +73,20 @@ impl Error {
         }
     }
 
-    /// Process exit code: 2 for a bad config or input, 1 for anything else.
+    /// Process exit code: 2 for a bad config or input (including a SQL query that does not
+    /// parse or plan), 1 for anything else (I/O, training, internal failures).
     pub fn exit_code(&self) -> i32 {
+        use datafusion::error::DataFusionError as Df;
         match self {
             Error::Config(_)
             | Error::Loader(_)
             | Error::Source { .. }
             | Error::Jet { .. }
             | Error::Output { .. } => 2,
+            Error::Sql { source, .. } => match source.find_root() {
+                Df::SQL(..) | Df::Plan(..) | Df::SchemaError(..) | Df::NotImplemented(..) => 2,
+                _ => 1,
+            },
             _ => 1,
         }
     }

@@ -145,10 +145,34 @@ fn data_sample_generator_checks_pass() {
     ]);
 }
 
-fn dump<T: Copy>(path: &Path, v: &[T]) {
-    // Plain little-endian arrays for numpy.fromfile.
-    let bytes =
-        unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) };
+/// Numbers written as little-endian bytes (no reinterpretation of memory).
+trait LeBytes: Copy {
+    fn put(self, out: &mut Vec<u8>);
+}
+
+macro_rules! le_bytes {
+    ($($t:ty),*) => {$(
+        impl LeBytes for $t {
+            fn put(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
+}
+le_bytes!(u8, i8, u16, u64, f32);
+
+impl LeBytes for bool {
+    fn put(self, out: &mut Vec<u8>) {
+        out.push(u8::from(self));
+    }
+}
+
+/// Plain little-endian arrays for numpy.fromfile.
+fn dump<T: LeBytes>(path: &Path, v: &[T]) {
+    let mut bytes = Vec::with_capacity(std::mem::size_of_val(v));
+    for &x in v {
+        x.put(&mut bytes);
+    }
     std::fs::write(path, bytes).unwrap();
 }
 

@@ -378,3 +378,31 @@ fn assert_val_eval_is_the_best_val_auc(
 fn bad_dir() -> PathBuf {
     PathBuf::from("/tmp/never-written")
 }
+
+/// A run that diverges is a training failure (exit code 1, the step named), not a bad input
+/// (2); a SQL query that does not parse is a bad input (2).
+#[test]
+fn diverged_training_exits_1_and_a_bad_query_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = yaml(&dir.path().join("run"), "  epochs: 1\n  max_steps: 6\n")
+        .replace("lr: 0.001", "lr: 1.0e30");
+    let cfg = dir.path().join("t.yaml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .arg("train")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("training diverged at step"), "{err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["sql", "-d"])
+        .arg(dataset())
+        .arg("SELEC jet_id FROM jets")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("SELEC"), "{err}");
+}

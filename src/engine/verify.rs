@@ -4,7 +4,7 @@
 //! source files' size and modification time.
 
 use crate::error::{Error, Result};
-use crate::sink::parquet::ShardRecord;
+use crate::store::manifest::ShardRecord;
 use crate::store::manifest::{Manifest, Status, UnitRecord};
 use crate::store::tables::{fingerprint, table_doc};
 use arrow::array::AsArray;

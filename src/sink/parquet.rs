@@ -8,6 +8,7 @@
 //! small so that little beyond the encoder's own row-group buffer is held in memory.
 
 use crate::error::{Error, Result};
+use crate::store::manifest::ShardRecord;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -15,7 +16,6 @@ use parquet::basic::Encoding;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -38,19 +38,6 @@ static SHARD_BYTES_WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::At
 
 /// Rows per call into the Parquet encoder.
 pub const WRITE_ROWS: usize = 64;
-
-/// A completed shard, as listed in the manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShardRecord {
-    /// Path relative to the dataset root, e.g. `points/res=256/part-00000.parquet`.
-    pub path: String,
-    /// Rows (jets) in the shard.
-    pub rows: u64,
-    /// File size.
-    pub bytes: u64,
-    /// `sha256:<hex>` of the file.
-    pub sha256: String,
-}
 
 /// Counts and hashes every byte on its way to the file.
 struct HashingWriter {

@@ -52,7 +52,10 @@ pub struct Sql {
 }
 
 fn df_err(context: &str) -> impl Fn(datafusion::error::DataFusionError) -> Error + '_ {
-    move |e| Error::Config(format!("{context}: {e}"))
+    move |source| Error::Sql {
+        context: context.to_string(),
+        source,
+    }
 }
 
 impl Sql {

@@ -5,11 +5,23 @@
 
 use crate::batch::Rejection;
 use crate::error::{Error, Result};
-use crate::sink::parquet::ShardRecord;
 use crate::store::tables::TableDoc;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
+
+/// A completed shard, as listed in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    /// Path relative to the dataset root, e.g. `points/res=256/part-00000.parquet`.
+    pub path: String,
+    /// Rows (jets) in the shard.
+    pub rows: u64,
+    /// File size.
+    pub bytes: u64,
+    /// `sha256:<hex>` of the file.
+    pub sha256: String,
+}
 
 /// Manifest format identifier.
 pub const FORMAT: &str = "jetpipe.dataset/1";

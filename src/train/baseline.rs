@@ -53,7 +53,7 @@ pub fn predict_baseline(
         ))
         .squeeze_dim::<1>(1)
         .try_into_vec_as::<f32>()
-        .map_err(|e| Error::Loader(format!("{e:?}")))?;
+        .map_err(|e| Error::Train(format!("features baseline: reading the scores back: {e:?}")))?;
     let labels = rows.iter().map(|&r| table.labels[r]).collect();
     let ids = rows.iter().map(|&r| table.ids[r]).collect();
     Ok((z, labels, ids))
@@ -149,10 +149,12 @@ pub fn train_baseline(spec: &TrainSpec, opts: &TrainOptions) -> Result<TrainSumm
             );
             let z = model.linear.forward(x).squeeze_dim::<1>(1);
             let loss = bce.forward(z.clone(), t);
-            let zv: Vec<f32> = z
-                .inner()
-                .try_into_vec_as::<f32>()
-                .map_err(|e| Error::Loader(format!("{e:?}")))?;
+            let zv: Vec<f32> = z.inner().try_into_vec_as::<f32>().map_err(|e| {
+                Error::Train(format!(
+                    "features baseline, step {}: reading the logits back: {e:?}",
+                    st.step
+                ))
+            })?;
             loss_sum += metrics::bce_with_logits(&zv, &y) * y.len() as f64;
             logits_all.extend(zv);
             labels_all.extend(y);
@@ -165,7 +167,11 @@ pub fn train_baseline(spec: &TrainSpec, opts: &TrainOptions) -> Result<TrainSumm
             .linear
             .forward(xv.clone())
             .try_into_vec_as::<f32>()
-            .map_err(|e| Error::Loader(format!("{e:?}")))?;
+            .map_err(|e| {
+                Error::Train(format!(
+                    "features baseline, epoch {epoch}: reading the validation logits back: {e:?}"
+                ))
+            })?;
         let m = EpochMetrics {
             epoch,
             lr: st.lr,

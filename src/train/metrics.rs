@@ -1,11 +1,21 @@
 //! Classifier metrics from scores and labels: exact ROC AUC (Mann–Whitney U with tied scores
 //! sharing their average rank), the ROC curve, accuracy at a threshold, and mean binary
 //! cross-entropy on logits.
+//!
+//! Only labelled jets count: label 1 is positive, 0 negative, and any other value (−1 for a
+//! jet without a label) is left out, as `pipeline compare` leaves out jets whose label is null.
 
-/// Exact area under the ROC curve of `scores` for positives `labels == 1` (others negative).
-/// `None` when one class is missing.
+/// Indices of the labelled jets (label 0 or 1).
+fn labelled(labels: &[i8]) -> Vec<usize> {
+    (0..labels.len())
+        .filter(|&i| labels[i] == 0 || labels[i] == 1)
+        .collect()
+}
+
+/// Exact area under the ROC curve of `scores` for positives `labels == 1` and negatives
+/// `labels == 0`. `None` when one class is missing.
 pub fn auc(scores: &[f32], labels: &[i8]) -> Option<f64> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    let mut idx = labelled(labels);
     idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
     let (mut rank_sum, mut pos) = (0.0f64, 0usize);
     let mut i = 0;
@@ -23,7 +33,7 @@ pub fn auc(scores: &[f32], labels: &[i8]) -> Option<f64> {
         }
         i = j;
     }
-    let neg = scores.len() - pos;
+    let neg = idx.len() - pos;
     if pos == 0 || neg == 0 {
         return None;
     }
@@ -34,10 +44,10 @@ pub fn auc(scores: &[f32], labels: &[i8]) -> Option<f64> {
 /// ROC curve: (false-positive rate, true-positive rate) at every distinct threshold, from
 /// (0, 0) to (1, 1).
 pub fn roc(scores: &[f32], labels: &[i8]) -> Vec<(f64, f64)> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    let mut idx = labelled(labels);
     idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let pos = labels.iter().filter(|&&l| l == 1).count().max(1) as f64;
-    let neg = (labels.len() as f64 - labels.iter().filter(|&&l| l == 1).count() as f64).max(1.0);
+    let count = |c: i8| idx.iter().filter(|&&i| labels[i] == c).count().max(1) as f64;
+    let (pos, neg) = (count(1), count(0));
     let (mut tp, mut fp) = (0.0, 0.0);
     let mut out = vec![(0.0, 0.0)];
     let mut i = 0;
@@ -56,14 +66,14 @@ pub fn roc(scores: &[f32], labels: &[i8]) -> Vec<(f64, f64)> {
     out
 }
 
-/// Fraction of jets with `(score > threshold) == (label == 1)`.
+/// Fraction of the labelled jets with `(score > threshold) == (label == 1)`.
 pub fn accuracy(scores: &[f32], labels: &[i8], threshold: f32) -> f64 {
-    let right = scores
+    let idx = labelled(labels);
+    let right = idx
         .iter()
-        .zip(labels)
-        .filter(|&(&s, &l)| (s > threshold) == (l == 1))
+        .filter(|&&i| (scores[i] > threshold) == (labels[i] == 1))
         .count();
-    right as f64 / scores.len().max(1) as f64
+    right as f64 / idx.len().max(1) as f64
 }
 
 /// Mean binary cross-entropy of logits (numerically stable form).
@@ -131,6 +141,24 @@ mod tests {
         assert_eq!(auc(&[f32::NAN, f32::NAN, 0.1], &[1, 0, 0]), Some(0.75));
         assert_eq!(roc(&[f32::NAN, 0.1], &[1, 0]).len(), 3);
         assert_eq!(auc(&[0.1, 0.9], &[0, 1]), Some(1.0));
+    }
+
+    #[test]
+    fn unlabelled_jets_change_no_metric() {
+        // The same jets with unlabelled ones (−1) interleaved, scored anywhere.
+        let s = [0.9, 0.2, 0.7, 0.4, 0.6, 0.1];
+        let l = [1, 0, 1, 0, 0, 1];
+        let (mut s2, mut l2) = (Vec::new(), Vec::new());
+        for i in 0..s.len() {
+            s2.extend([s[i], 0.95 - 0.1 * i as f32]);
+            l2.extend([l[i], -1]);
+        }
+        assert_eq!(auc(&s2, &l2), auc(&s, &l));
+        assert_eq!(auc(&s, &l), Some(6.0 / 9.0));
+        assert_eq!(roc(&s2, &l2), roc(&s, &l));
+        assert_eq!(accuracy(&s2, &l2, 0.5), accuracy(&s, &l, 0.5));
+        assert_eq!(accuracy(&s, &l, 0.5), 4.0 / 6.0);
+        assert_eq!(auc(&[0.3, 0.8], &[-1, -1]), None);
     }
 
     #[test]

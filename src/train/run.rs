@@ -122,7 +122,7 @@ pub fn predict(
         let z: Vec<f32> = eval
             .forward_with_jets(t.points, j)
             .try_into_vec_as::<f32>()
-            .map_err(|e| Error::Loader(format!("reading logits: {e:?}")))?;
+            .map_err(|e| Error::Train(format!("scoring: reading the logits back: {e:?}")))?;
         logits.extend(z);
         labels.extend(t.label_values);
         ids.extend(t.jet_ids);
@@ -285,12 +285,14 @@ pub fn train_resnet(
             let j = jet_tensor(jets.as_ref(), &t.jet_ids, &device)?;
             let logits = model.forward_with_jets(t.points, j);
             let loss = bce.forward(logits.clone(), t.labels);
-            let z: Vec<f32> = logits
-                .inner()
-                .try_into_vec_as::<f32>()
-                .map_err(|e| Error::Loader(format!("reading logits: {e:?}")))?;
+            let z: Vec<f32> = logits.inner().try_into_vec_as::<f32>().map_err(|e| {
+                Error::Train(format!(
+                    "step {} (epoch {}): reading the logits back: {e:?}",
+                    st.step, st.epoch
+                ))
+            })?;
             if let Some(i) = z.iter().position(|v| !v.is_finite()) {
-                return Err(Error::Loader(format!(
+                return Err(Error::Train(format!(
                     "training diverged at step {} (epoch {}): logit {} of jet {}; lower lr",
                     st.step, st.epoch, z[i], t.jet_ids[i]
                 )));

@@ -33,29 +33,9 @@
 //! Every path gives the brute-force answer exactly (tests in `tests.rs`); `benches/knn.rs`
 //! times them.
 
+pub use super::key::{Key, key, key_d2, key_index};
 use super::lanes::{Lanes, Path};
 use super::vwalk::{Walk, WalkTables};
-
-/// A neighbour packed for ordering: `(d² << 16) | index`.
-pub type Key = u64;
-
-/// Packs a squared distance and a point index so that `u64` order is (distance, index).
-#[inline]
-pub fn key(d2: u64, index: usize) -> Key {
-    (d2 << 16) | index as u64
-}
-
-/// Squared distance of a key.
-#[inline]
-pub fn key_d2(k: Key) -> u64 {
-    k >> 16
-}
-
-/// Index of a key.
-#[inline]
-pub fn key_index(k: Key) -> u16 {
-    (k & 0xFFFF) as u16
-}
 
 const EMPTY: u16 = u16::MAX;
 
@@ -442,7 +422,7 @@ impl GridKnn {
                     match self.vwalk.nearest(&self.occupied, base, lim, need, out) {
                         Walk::Found => continue,
                         Walk::TooFew => {
-                            self.lanes.nearest(i, lim, need, out);
+                            self.lanes.nearest(i, lim, need, 0, out);
                             continue;
                         }
                         Walk::Declined => {}
@@ -453,9 +433,13 @@ impl GridKnn {
                     cells_built = true;
                 }
                 // The walk stays inside the 3×3 cells around the point: skip it when they
-                // hold too few points for it to succeed.
+                // hold too few points for it to succeed, or when the point's need-th
+                // neighbour at the larger resolution was already beyond the walk (a subset's
+                // need-th neighbour is no nearer).
+                let floor = nb.last().map_or(0, |&kk| key_d2(kk));
+                let beyond = floor > WALK_MAX_D2;
                 let mut found = 0usize;
-                if self.near_count(rows[i], cols[i]) > need {
+                if !beyond && self.near_count(rows[i], cols[i]) > need {
                     let base = self.cell(rows[i], cols[i]) as isize;
                     found = walk(
                         &self.occupied,
@@ -473,7 +457,7 @@ impl GridKnn {
                     hits.sort_unstable();
                     out.extend(hits[..need].iter().map(|&h| Key::from(h)));
                 } else if vectorised {
-                    self.lanes.nearest(i, lim, need, out);
+                    self.lanes.nearest(i, lim, need, floor, out);
                 } else {
                     self.cell_search(rows[i], cols[i], i, lim, need, out);
                 }

@@ -26,10 +26,12 @@
 //!
 //! The same answer as brute force, ties included (tests in `tests.rs` run this, the AVX2
 //! form and the scalar cell search). Used where the CPU has AVX-512 F/BW/VBMI2 and BMI2;
-//! with AVX2 only, [`super::lanes_avx2`] searches the same layout; elsewhere the grid
+//! with AVX2 only, [`avx2`] searches the same layout; elsewhere the grid
 //! search falls back to its scalar cell search.
 
-use super::grid::{Key, key};
+pub mod avx2;
+
+use super::key::{Key, key};
 use super::network;
 
 /// Points per vector.
@@ -60,7 +62,7 @@ pub enum Path {
     Scalar,
     /// AVX-512 F/BW/VBMI2 (this module).
     Avx512,
-    /// AVX2 ([`super::lanes_avx2`]).
+    /// AVX2 ([`avx2`]).
     Avx2,
 }
 
@@ -119,7 +121,7 @@ impl Lanes {
         self.path = match best {
             _ if !fits => Path::Scalar,
             Path::Avx512 if supported() => Path::Avx512,
-            Path::Avx512 | Path::Avx2 if super::lanes_avx2::supported() => Path::Avx2,
+            Path::Avx512 | Path::Avx2 if avx2::supported() => Path::Avx2,
             _ => Path::Scalar,
         };
         if self.path == Path::Scalar {
@@ -160,8 +162,10 @@ impl Lanes {
 
     /// Appends the keys of the `need` nearest points to point `i` among the first `lim`
     /// (the point itself excluded), in (d², index) order. Only after [`Lanes::load`]
-    /// returned true for this jet; `need < lim`.
-    pub fn nearest(&mut self, i: usize, lim: usize, need: usize, out: &mut Vec<Key>) {
+    /// returned true for this jet; `need < lim`. `floor` is a d² below which fewer than
+    /// `need` points lie (0 when unknown; the need-th d² at a larger resolution), so the
+    /// AVX2 search starts there.
+    pub fn nearest(&mut self, i: usize, lim: usize, need: usize, floor: u64, out: &mut Vec<Key>) {
         assert!(need < lim && lim <= self.prow.len() && i < lim);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `path` is only set to a path whose CPU features were detected; the
@@ -169,7 +173,7 @@ impl Lanes {
         unsafe {
             match self.path {
                 Path::Avx512 => self.nearest_avx512(i, lim, need, out),
-                Path::Avx2 => super::lanes_avx2::nearest(self, i, lim, need, out),
+                Path::Avx2 => avx2::nearest(self, i, lim, need, floor, out),
                 Path::Scalar => panic!("vectorised search used without a vectorised path"),
             }
         }
@@ -183,7 +187,7 @@ impl Lanes {
         use std::arch::x86_64::*;
         let (qr, qc) = (self.prow[i], self.pcol[i]);
         let h = self.row_start.len() - 1;
-        // SAFETY (whole block): `rows`, `cols` and `idx` hold whole vectors up to
+        // SAFETY: (whole block) `rows`, `cols` and `idx` hold whole vectors up to
         // `n.div_ceil(LANES) * LANES` and are read no further; the candidate buffers hold
         // that plus `LANES`, and a vector stored at candidate count m ends by m + LANES with
         // m never above the offset of the vector being read.
@@ -318,7 +322,7 @@ unsafe fn stage(
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn sort_select(ci: *const u16, cd: *const i16, m: usize, need: usize, out: &mut Vec<Key>) {
     use std::arch::x86_64::*;
-    // SAFETY (whole function): reads stay within the padded buffers; `out` has room for
+    // SAFETY: (whole function) reads stay within the padded buffers; `out` has room for
     // `KEYS` keys from `start`.
     unsafe {
         let keys = |v: usize| {

@@ -13,8 +13,8 @@
 
 pub mod general;
 pub mod grid;
+pub mod key;
 pub mod lanes;
-pub mod lanes_avx2;
 pub mod network;
 pub mod stats;
 #[cfg(test)]
@@ -27,7 +27,8 @@ use crate::profile::{Clock, Stage};
 use arrow::array::{ArrayRef, Float32Array, ListArray, UInt16Array};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field};
-use grid::{GridKnn, key_d2, key_index};
+use grid::GridKnn;
+use key::{key_d2, key_index};
 use stats::{GraphStats, by_rank, by_search, graph_stats};
 use std::sync::Arc;
 
@@ -88,7 +89,7 @@ pub struct JetPoints<'a> {
 #[derive(Default)]
 pub struct KnnScratch {
     grid: GridKnn,
-    keys: Vec<Vec<grid::Key>>,
+    keys: Vec<Vec<key::Key>>,
     sizes: Vec<usize>,
     k_eff: Vec<usize>,
     pairs: Vec<(f32, u16)>,

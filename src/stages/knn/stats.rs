@@ -1,9 +1,28 @@
 //! Statistics of a jet's kNN graph, symmetrised (an undirected edge i–j wherever j is a
 //! neighbour of i or i of j; self-loops and padding left out): connected components, size of
-//! the largest, mean and maximum degree. Components come from petgraph's union-find.
+//! the largest, mean and maximum degree.
+//!
+//! Components come from a union-find over u16 point indices with path halving, each root
+//! the smallest index of its set. It replaced petgraph's `UnionFind`, which took half of this
+//! stage's time in the converter's profile (`pipeline run --profile`, stage `knn_stats`): a
+//! point's root is kept while its list is walked, so an edge inside the set costs one or
+//! two loads. petgraph's `connected_components` is the tests' reference.
 
-use super::grid::{Key, key, key_d2};
-use petgraph::unionfind::UnionFind;
+use super::key::{Key, key, key_d2};
+
+/// Root of `x`, halving the path on the way.
+#[inline(always)]
+fn find(parent: &mut [u16], mut x: u16) -> u16 {
+    loop {
+        let p = parent[x as usize];
+        if p == x {
+            return x;
+        }
+        let g = parent[p as usize];
+        parent[x as usize] = g;
+        x = g;
+    }
+}
 
 /// Graph statistics of one jet at one resolution.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,32 +58,46 @@ pub fn graph_stats(
     }
     let list = |i: usize| &nbrs[i * k..i * k + k_eff];
     // u16 indices: a jet has at most 65,535 points, and the smaller arrays stay in L1.
-    let mut uf = UnionFind::<u16>::new(n);
+    assert!(n <= 1 << 16, "graph statistics: more than 65,536 points");
+    let parent = &mut Vec::with_capacity(n);
+    parent.extend((0..n).map(|i| i as u16));
     degree.clear();
     degree.resize(n, 0);
     let mut edges = 0u64;
     for i in 0..n {
+        let mut root = find(parent, i as u16);
         for (slot, &j) in list(i).iter().enumerate() {
             let j = j as usize;
             // Count i–j once: from i when the edge is one-way, from the smaller end when
             // mutual; never a self-loop. Counted without branches (which of a point's
-            // neighbours are mutual is unpredictable); the union is idempotent, so it runs
-            // for every real edge.
+            // neighbours are mutual is unpredictable). Every real edge joins the sets: the
+            // join is a no-op (one or two loads) when both ends already share a root.
             let new = (j != i) & !((j < i) & mutual(i, slot, j));
             degree[i] += u16::from(new);
             degree[j] += u16::from(new);
             edges += u64::from(new);
-            uf.union(i as u16, j as u16);
+            let other = find(parent, j as u16);
+            if other != root {
+                // The smaller index becomes the root (both are roots, so no cycle forms).
+                let (lo, hi) = (root.min(other), root.max(other));
+                parent[hi as usize] = lo;
+                root = lo;
+            }
         }
     }
-    let labels = uf.into_labeling();
-    let mut sizes = vec![0u16; n];
-    for &l in &labels {
-        sizes[l as usize] += 1;
+    // Set sizes by root; u32 counts: a set can hold all 65,536 points.
+    let mut sizes = vec![0u32; n];
+    for x in 0..n {
+        sizes[find(parent, x as u16) as usize] += 1;
     }
     GraphStats {
         components: sizes.iter().filter(|&&s| s > 0).count() as u16,
-        largest: sizes.iter().copied().max().unwrap_or(0),
+        largest: sizes
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .min(u32::from(u16::MAX)) as u16,
         mean_degree: (2 * edges) as f32 / n as f32,
         max_degree: degree.iter().copied().max().unwrap_or(0),
     }

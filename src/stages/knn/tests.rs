@@ -49,7 +49,7 @@ fn check_required_paths() {
     }
     if on("JETPIPE_REQUIRE_AVX2") {
         assert!(
-            super::lanes_avx2::supported(),
+            super::lanes::avx2::supported(),
             "JETPIPE_REQUIRE_AVX2=1 but the AVX2 kNN path cannot run here"
         );
     }
@@ -82,7 +82,7 @@ fn each_vectorised_path_runs_where_the_cpu_has_it() {
     let (rows, cols) = (vec![1u16, 2, 3], vec![4u16, 5, 6]);
     let mut l = Lanes::default();
     let avx512 = super::lanes::supported();
-    let avx2 = super::lanes_avx2::supported();
+    let avx2 = super::lanes::avx2::supported();
     eprintln!("kNN vector paths on this CPU: AVX-512 {avx512}, AVX2 {avx2}");
     let best = if avx512 {
         Path::Avx512
@@ -419,5 +419,62 @@ fn jet_like_clouds_match_brute_force_at_every_resolution() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn union_find_components_match_petgraph_on_clustered_random_graphs() {
+    // Not kNN graphs: distinct neighbours drawn inside random clusters, so a jet has many components of
+    // uneven sizes and the joins happen in every order.
+    use super::stats::{by_search, graph_stats};
+    use petgraph::graph::UnGraph;
+    let mut rng = Lcg(11);
+    let mut degree = Vec::new();
+    for case in 0..60 {
+        let n = 1 + (rng.next() % 3000) as usize;
+        let k = 1 + (rng.next() % 6) as usize;
+        let clusters = 1 + (rng.next() % 40) as usize;
+        let cluster: Vec<usize> = (0..n).map(|_| (rng.next() as usize) % clusters).collect();
+        let members: Vec<Vec<usize>> = (0..clusters)
+            .map(|c| (0..n).filter(|&i| cluster[i] == c).collect())
+            .collect();
+        let mut nbrs = Vec::with_capacity(n * k);
+        for i in 0..n {
+            // k distinct neighbours (as kNN lists have), padded with i itself.
+            let mut pool: Vec<usize> = members[cluster[i]]
+                .iter()
+                .copied()
+                .filter(|&j| j != i)
+                .collect();
+            for s in 0..k {
+                if pool.is_empty() {
+                    nbrs.extend(std::iter::repeat_n(i as u16, k - s));
+                    break;
+                }
+                let at = (rng.next() as usize) % pool.len();
+                nbrs.push(pool.swap_remove(at) as u16);
+            }
+        }
+        let mut g = UnGraph::<(), ()>::with_capacity(n, n * k);
+        for _ in 0..n {
+            g.add_node(());
+        }
+        for i in 0..n {
+            for &j in &nbrs[i * k..(i + 1) * k] {
+                g.add_edge((i as u32).into(), (u32::from(j)).into(), ());
+            }
+        }
+        let st = graph_stats(n, &nbrs, k, k, &mut degree, by_search(&nbrs, k, k));
+        let want = brute_stats(n, &nbrs, k, k);
+        assert_eq!(
+            usize::from(st.components),
+            petgraph::algo::connected_components(&g),
+            "case {case}: n {n}, k {k}"
+        );
+        assert_eq!(
+            (st.components, st.largest, st.max_degree),
+            (want.0, want.1, want.3),
+            "case {case}"
+        );
     }
 }

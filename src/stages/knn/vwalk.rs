@@ -18,7 +18,7 @@
 //! neighbours are needed (the scalar walk answers). The same answer as brute force (tests in
 //! `tests.rs`). Used where [`super::lanes::supported`] holds (AVX-512 F/BW/VBMI2, BMI2).
 
-use super::grid::Key;
+use super::key::Key;
 use super::network;
 
 /// Offsets per gather.
@@ -187,7 +187,7 @@ impl WalkTables {
             }
             a
         };
-        // SAFETY (whole block): the tables hold `PROBES` elements, read as whole vectors;
+        // SAFETY: (whole block) the tables hold `PROBES` elements, read as whole vectors;
         // gathers read inside `occupied` (checked by the caller); `out` has room for
         // `LANES` keys from `start` and `need <= LANES` are kept.
         unsafe {

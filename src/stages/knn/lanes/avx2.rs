@@ -1,4 +1,4 @@
-//! The sparse queries' exact search of [`super::lanes`] for CPUs with AVX2 but no AVX-512
+//! The sparse queries' exact search of [`super`] for CPUs with AVX2 but no AVX-512
 //! (e.g. AMD EPYC before Zen 4, Intel before Skylake-SP), on the same row-sorted layout:
 //!
 //! 1. For the first rung of the radius ladder that holds `need` points, the rows within its
@@ -13,8 +13,8 @@
 //! No gathers and no `pdep`/`pext`, which are slow on AMD before Zen 3. The same answer as
 //! brute force (tests in `tests.rs`, which run every path on this CPU).
 
-use super::grid::{Key, key};
-use super::lanes::Lanes;
+use super::Lanes;
+use crate::stages::knn::key::{Key, key};
 
 /// Rungs of the radius ladder (d², pixels²); the last one admits every point. Finer than
 /// the AVX-512 path's: without a vector selection, the cost grows with the candidates, and a
@@ -22,7 +22,7 @@ use super::lanes::Lanes;
 const RUNGS: [i16; 5] = [64, 256, 1024, 4096, i16::MAX - 1];
 
 /// Rows each rung reaches.
-const REACH: [usize; 5] = super::lanes::reach(RUNGS);
+const REACH: [usize; 5] = super::reach(RUNGS);
 
 /// Points per vector.
 const LANES: usize = 16;
@@ -60,7 +60,9 @@ pub fn supported() -> bool {
 }
 
 /// Appends the keys of the `need` nearest points to point `i` among the first `lim` (the
-/// point itself excluded) in (d², index) order.
+/// point itself excluded) in (d², index) order. Fewer than `need` points lie below d²
+/// `floor` (0 when unknown): the ladder starts at the first rung that reaches it, and the
+/// bisection at `floor − 1`.
 ///
 /// # Safety
 /// The CPU has AVX2 and POPCNT ([`supported`]); `l` was loaded for this jet (its buffers
@@ -68,11 +70,18 @@ pub fn supported() -> bool {
 /// `lim <= l.prow.len()`, `i < lim`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,popcnt")]
-pub unsafe fn nearest(l: &mut Lanes, i: usize, lim: usize, need: usize, out: &mut Vec<Key>) {
+pub unsafe fn nearest(
+    l: &mut Lanes,
+    i: usize,
+    lim: usize,
+    need: usize,
+    floor: u64,
+    out: &mut Vec<Key>,
+) {
     use std::arch::x86_64::*;
     let (qr, qc) = (l.prow[i], l.pcol[i]);
     let h = l.row_start.len() - 1;
-    // SAFETY (whole block): `rows`, `cols` and `idx` hold whole 32-point vectors, so every
+    // SAFETY: (whole block) `rows`, `cols` and `idx` hold whole 32-point vectors, so every
     // 16-point vector read lies inside them; a vector's candidates are stored as two 16-byte
     // halves at the candidate count m, which never exceeds the position of the vector being
     // read, and the candidate buffers are 32 longer than the point buffers.
@@ -82,7 +91,13 @@ pub unsafe fn nearest(l: &mut Lanes, i: usize, lim: usize, need: usize, out: &mu
         let selfv = _mm256_set1_epi16(i as i16);
         let (rp, cp, jp) = (l.rows.as_ptr(), l.cols.as_ptr(), l.idx.as_ptr());
         let (ci, cd) = (l.cand_idx.as_mut_ptr(), l.cand_d2.as_mut_ptr());
-        let mut rung = 0;
+        // A jet's d² is at most 2 · 32,767² / 4 < the last rung, so a rung is always found.
+        let floor = floor.min(RUNGS[RUNGS.len() - 1] as u64) as i16;
+        let first = RUNGS
+            .iter()
+            .position(|&r| r >= floor)
+            .unwrap_or(RUNGS.len() - 1);
+        let mut rung = first;
         let mut m;
         loop {
             let limitv = _mm256_set1_epi16(RUNGS[rung]);
@@ -114,7 +129,9 @@ pub unsafe fn nearest(l: &mut Lanes, i: usize, lim: usize, need: usize, out: &mu
         // Pad the candidates to a whole vector with distances beyond every threshold.
         _mm256_storeu_si256(cd.add(m).cast(), _mm256_set1_epi16(i16::MAX));
         // count(lo) < need <= count(hi): bisect to the exact need-th distance T.
-        let mut lo = if rung == 0 { -1 } else { RUNGS[rung - 1] };
+        // Rungs below `first` were skipped: they lie below `floor`, so count(floor − 1) <
+        // need bounds them too.
+        let mut lo = if rung == 0 { -1 } else { RUNGS[rung - 1] }.max(floor - 1);
         let mut hi = RUNGS[rung];
         let cvecs = m.div_ceil(LANES);
         let count = |t: i16| -> usize {
