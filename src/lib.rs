@@ -111,8 +111,11 @@ mod layering {
                         .chars()
                         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                         .collect();
-                    if !ident.is_empty() && ident != "self" {
-                        found.push(ident);
+                    // `crate::Error` and `crate::Result` are the root's re-exports of `error`.
+                    match ident.as_str() {
+                        "" | "self" => {}
+                        "Error" | "Result" => found.push("error".to_string()),
+                        _ => found.push(ident),
                     }
                 }
             }
@@ -133,8 +136,8 @@ mod layering {
 
     #[test]
     fn parser_sees_plain_paths_and_groups() {
-        let src = "use crate::store::manifest::X;\nuse crate::{error::Result, batch};\n// crate::cli in a comment\nlet x = crate::sql::run();";
-        assert_eq!(uses(src), ["store", "error", "batch", "sql"]);
+        let src = "use crate::store::manifest::X;\nuse crate::{error::Result, batch};\n// crate::cli in a comment\nlet x = crate::sql::run(); crate::Result<()>";
+        assert_eq!(uses(src), ["store", "error", "batch", "sql", "error"]);
     }
 
     #[test]
