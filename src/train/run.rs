@@ -293,7 +293,7 @@ pub fn train_resnet(
             })?;
             if let Some(i) = z.iter().position(|v| !v.is_finite()) {
                 return Err(Error::Train(format!(
-                    "training diverged at step {} (epoch {}): logit {} of jet {}; lower lr",
+                    "model diverged at step {} (epoch {}): logit {} of jet {} is not finite; lower lr or check the feature transforms for overflow",
                     st.step, st.epoch, z[i], t.jet_ids[i]
                 )));
             }
