@@ -5,19 +5,28 @@
 //! baseline), measured in the same run on the same inputs. The two give the same logits (checked
 //! here before timing; a unit test checks values and gradients).
 //!
+//! Then every registered model (issue 19) through the model contract, as `pipeline train`
+//! runs it: jets/s of one training step at batch 64 and the ratio to ResNet-PC 1024_M measured
+//! in the same run. Jets have between 30 and R real points (uniform), the rest padding.
+//!
 //! Run: `.ci/with-tools cargo bench --bench train_step`. `TRAIN_STEP_VARIANTS=1024_M,512_M`
-//! picks the variants; `TRAIN_STEP_SECS` (default 10) is the time spent per variant and path;
-//! `TRAIN_STEP_ONLY_ROWS=1` skips the baseline (for profiling).
+//! picks the ResNet-PC variants of the first table (`none` skips it); `TRAIN_STEP_MODELS`
+//! picks models of the second as JSON model specs separated by `;` (default: every model
+//! family); `TRAIN_STEP_SECS` (default 10) is the time spent per variant and path;
+//! `TRAIN_STEP_ONLY_ROWS=1` skips the modules baseline (for profiling).
 
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use jetpipe::train::resnet_pc::{ResNetPc, Variant};
+use jetpipe::train::contract::{Classifier, Dims, Inputs, Needs};
+use jetpipe::train::fit::Make;
+use jetpipe::train::models::resnet_pc::{ResNetPc, Variant};
+use jetpipe::train::models::{ModelSpec, ModelVisitor};
 use std::time::Instant;
 
 const BATCH: usize = 64;
-/// Features per point, as in the README's training configs.
+/// Features per point, as in the committed training configs.
 const FEATURES: usize = 9;
 
 /// Seconds per jet of training steps through `fwd` for about `secs` seconds (at least two),
@@ -66,7 +75,7 @@ fn main() {
         "{:<8} {:>12} {:>12} {:>14} {:>14} {:>8}",
         "variant", "modules µs", "rows µs", "modules jets/s", "rows jets/s", "speed-up"
     );
-    for name in names.split(',') {
+    for name in names.split(',').filter(|n| *n != "none") {
         let v: Variant = serde_json::from_value(serde_json::Value::String(name.into()))
             .unwrap_or_else(|_| panic!("unknown variant {name}"));
         check_same_logits(v);
@@ -84,6 +93,118 @@ fn main() {
             1.0 / m,
             1.0 / r,
             m / r
+        );
+    }
+    registered_models(secs, threads);
+}
+
+/// Jet-level inputs given to the features baseline (the `jets` table has about 30).
+const JET_INPUTS: usize = 30;
+
+/// Times one training step of the model a spec names, in seconds per jet.
+struct TimeStep {
+    secs: f64,
+    resolution: usize,
+}
+
+impl ModelVisitor for TimeStep {
+    type Out = f64;
+    fn visit<M: Classifier>(self, _: &str, needs: Needs, make: Make<M>) -> f64 {
+        let device = Device::flex().autodiff();
+        let r = self.resolution;
+        let dims = Dims {
+            features: FEATURES,
+            jet_inputs: if needs.all_jet_inputs_by_default {
+                JET_INPUTS
+            } else {
+                0
+            },
+            resolution: r,
+        };
+        let mut model = make(&device, dims);
+        let mut optim = AdamWConfig::new().with_weight_decay(0.05).init();
+        let bce = BinaryCrossEntropyLossConfig::new()
+            .with_logits(true)
+            .init(&device);
+        // Jet b has 30 + (b · 7919 mod (R − 29)) real points.
+        let mask: Vec<f32> = (0..BATCH * r)
+            .map(|i| {
+                let n = 30 + (i / r * 7919) % (r - 29);
+                f32::from(u8::from(i % r < n))
+            })
+            .collect();
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [BATCH, r]), &device);
+        let points = Tensor::<3>::random(
+            [BATCH, r, FEATURES],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        ) * mask.clone().reshape([BATCH, r, 1]);
+        let x = Inputs {
+            points: needs.points.then_some(points),
+            mask: needs.mask.then_some(mask),
+            neighbours: None,
+            neighbour_mask: None,
+            jets: (dims.jet_inputs > 0).then(|| {
+                Tensor::<2>::random([BATCH, JET_INPUTS], Distribution::Normal(0.0, 1.0), &device)
+            }),
+        };
+        let y = Tensor::<1, Int>::from_data(
+            TensorData::new((0..BATCH as i64).map(|i| i % 2).collect(), [BATCH]),
+            &device,
+        );
+        let mut step = |model: M| {
+            let loss = bce.forward(model.logits(&x), y.clone());
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            optim.step(1e-3, model, grads)
+        };
+        model = step(model);
+        let t0 = Instant::now();
+        let mut steps = 0;
+        while steps < 2 || t0.elapsed().as_secs_f64() < self.secs {
+            model = step(model);
+            steps += 1;
+        }
+        t0.elapsed().as_secs_f64() / (steps * BATCH) as f64
+    }
+}
+
+/// Every registered model family, one training step each, against ResNet-PC 1024_M.
+fn registered_models(secs: f64, threads: usize) {
+    let default = [
+        r#"{"resnet_pc": "1024_M"}"#,
+        r#"{"resnet_pc": "256_S"}"#,
+        r#""features_baseline""#,
+        r#"{"aggregation_transformer": {"variant": "256_S", "mask": true}}"#,
+        r#"{"aggregation_transformer": {"variant": "256_S", "mask": false}}"#,
+    ]
+    .join(";");
+    let list = std::env::var("TRAIN_STEP_MODELS").unwrap_or(default);
+    let reference = ModelSpec::ResnetPc(Variant::R1024M);
+    println!();
+    println!(
+        "registered models, one training step, batch {BATCH}, {FEATURES} point features, {threads} threads"
+    );
+    let time = |m: &ModelSpec| {
+        m.visit(TimeStep {
+            secs,
+            resolution: m.resolution().unwrap_or(256) as usize,
+        })
+    };
+    let base = time(&reference);
+    println!(
+        "{:<48} {:>12} {:>10} {:>16}",
+        "model", "µs/jet", "jets/s", "vs ResNet-PC 1024_M"
+    );
+    for spec in list.split(';') {
+        let m: ModelSpec = serde_json::from_str(spec)
+            .unwrap_or_else(|e| panic!("TRAIN_STEP_MODELS: `{spec}`: {e}"));
+        let t = if m == reference { base } else { time(&m) };
+        println!(
+            "{:<48} {:>12.0} {:>10.1} {:>15.2}×",
+            m.title(),
+            t * 1e6,
+            1.0 / t,
+            base / t
         );
     }
 }

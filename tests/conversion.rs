@@ -11,7 +11,7 @@ use jetpipe::engine::run;
 use jetpipe::store::manifest::{Manifest, Status};
 use std::path::Path;
 
-/// jetpipe's documented tie key (README "Point order"), written out again from the formula:
+/// jetpipe's documented tie key (docs/pipeline.md "Point selection"), written out again from the formula:
 /// `h = p·0x9E3779B1 ⊕ n·0x85EBCA77`, then `h ⊕= h≫15; h·=0x2C1B3C6D; h ⊕= h≫12;
 /// h·=0x297A2D39; h ⊕= h≫15`, all modulo 2³².
 fn tie(p: usize, n_hits: usize) -> u32 {

@@ -1,5 +1,5 @@
 //! Cross-language checks: the committed samples are converted with the real pipeline
-//! YAMLs, then Python (numpy reference implementation, README's pyarrow/polars/DuckDB
+//! YAMLs, then Python (numpy reference implementation, docs/python.md's pyarrow/polars/DuckDB
 //! snippets) reads the output. Needs `python3` with `.ci/requirements-test.txt` installed
 //! (the README's test command installs it).
 
@@ -91,18 +91,21 @@ fn qg1024() -> &'static Path {
 
 #[test]
 fn readme_snippets_run_on_main_job_output() {
+    // Every ```python block of the documentation pages that show them.
     let script = root().join("tests/python/readme_snippets.py");
-    let readme = root().join("README.md");
-    python(&[
-        script.to_str().unwrap(),
-        readme.to_str().unwrap(),
-        qg1024().to_str().unwrap(),
-    ]);
+    for page in ["docs/python.md", "docs/loader.md"] {
+        let page = root().join(page);
+        python(&[
+            script.to_str().unwrap(),
+            page.to_str().unwrap(),
+            qg1024().to_str().unwrap(),
+        ]);
+    }
 }
 
 #[test]
 fn readme_sql_queries_print_what_the_readme_shows() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(root().join("docs/sql.md")).unwrap();
     let mut checked = 0;
     for block in readme.split("```sql\n").skip(1) {
         let (query, rest) = block.split_once("\n```").unwrap();
@@ -127,7 +130,7 @@ fn readme_sql_queries_print_what_the_readme_shows() {
         );
         checked += 1;
     }
-    assert!(checked >= 5, "README shows {checked} queries");
+    assert!(checked >= 5, "docs/sql.md shows {checked} queries");
 }
 
 #[test]

@@ -55,7 +55,7 @@ pub enum Command {
     Sql(sql::SqlArgs),
     /// Run the loader (a loader YAML) over whole epochs and report throughput and batches.
     Load(load::LoadArgs),
-    /// Train a model from a training YAML (ResNet-PC or the features baseline).
+    /// Train a registered model (see `train::models`) from a training YAML.
     #[cfg(feature = "train")]
     Train(train::TrainArgs),
     /// Score a dataset with a training run's best model into RUN/predictions.parquet (or

@@ -257,11 +257,6 @@ impl Prefetch {
             threads,
         }
     }
-
-    /// Batches yielded so far.
-    pub fn yielded(&self) -> usize {
-        self.next
-    }
 }
 
 impl Iterator for Prefetch {

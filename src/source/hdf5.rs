@@ -427,9 +427,4 @@ impl Hdf5Source {
             geometry: geometry.expect("at least one file"),
         })
     }
-
-    /// Total jets over all files.
-    pub fn total_jets(&self) -> u64 {
-        self.files.iter().map(|f| f.n_jets).sum()
-    }
 }

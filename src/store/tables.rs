@@ -238,7 +238,7 @@ fn points_table_columns(cfg: &PipelineConfig) -> Vec<Col> {
         "row",
         list_of(DataType::UInt16),
         false,
-        &format!("Pixel row of each point (image row axis = {row_c}); points ordered by descending rank, ties by the tie key (a hash of the pixel index, README: Point selection)"),
+        &format!("Pixel row of each point (image row axis = {row_c}); points ordered by descending rank, ties by the tie key (a hash of the pixel index, docs/pipeline.md: Point selection)"),
     ));
     cols.push(col(
         "col",

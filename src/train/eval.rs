@@ -5,9 +5,9 @@
 //! `predictions_s9.parquet` and `roc_eval_s9.png`, so scores of several datasets coexist.
 
 use crate::error::{Error, Result};
-use crate::loader::{Loader, Subset};
+use crate::loader::Subset;
 use crate::store::tables::predictions_schema;
-use crate::train::spec::{ModelSpec, load_train};
+use crate::train::spec::load_train;
 use crate::train::{metrics, plot, run};
 use arrow::array::{Float32Array, Int8Array, RecordBatch, UInt64Array};
 use parquet::arrow::ArrowWriter;
@@ -56,32 +56,13 @@ pub fn eval(
     check_tag(tag)?;
     let spec = load_train(&run_dir.join("config.yaml"))?;
     let device = run::device(spec.device)?;
-    let (logits, labels, ids) = match spec.model {
-        ModelSpec::ResnetPc(variant) => {
-            let l = eval_loader(&spec, dataset, subset);
-            let loader = Loader::open(&l)?;
-            let model = run::load_model(run_dir, &spec, variant, "best", &device)?;
-            let jets = run::jet_table(&spec, run_dir, &l.dataset, false)?;
-            run::predict(&model, &loader, jets.as_ref(), &device)?
-        }
-        ModelSpec::FeaturesBaseline => {
-            let l = eval_loader(&spec, dataset, subset);
-            let keep = |id: u64| l.split.as_ref().is_none_or(|s| s.keeps(id));
-            crate::train::baseline::predict_baseline(run_dir, &l.dataset, &keep, &device)?
-        }
-    };
+    let l = eval_loader(&spec, dataset, subset);
+    let (logits, labels, ids) = crate::train::models::score(run_dir, &spec, &l, &device)?;
     let title = format!(
         "{}, {} of {}",
-        match spec.model {
-            ModelSpec::ResnetPc(v) => format!("ResNet-PC {}", v.name()),
-            ModelSpec::FeaturesBaseline => "features baseline".into(),
-        },
+        spec.model.title(),
         subset.map_or("all jets".into(), |s| format!("{s:?} jets").to_lowercase()),
-        dataset
-            .unwrap_or(&spec.loader.dataset)
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
+        l.dataset.file_name().unwrap_or_default().to_string_lossy()
     );
     write(run_dir, tag, &title, &logits, &labels, &ids)
 }

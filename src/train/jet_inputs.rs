@@ -2,8 +2,8 @@
 //! channel sums and fractions, widths, pT_D, …), the ones a run selects (`jet_inputs`),
 //! standardised with the training split's mean and standard deviation (kept as
 //! `RUN/normalisation.json`, so evaluation scales the same way), and looked up by jet id for a
-//! batch of the loader. The features baseline is trained on them; ResNet-PC can take them
-//! beside its points.
+//! batch of the loader. The features baseline is trained on them; point-cloud models can take
+//! them beside their points.
 
 use crate::error::{Error, Result};
 use arrow::array::{Array, AsArray};

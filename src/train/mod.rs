@@ -1,32 +1,32 @@
-//! Training with Burn (the `train` feature): the loader's Burn adapter, ResNet-PC, the
-//! features baseline, the training loop with metrics, plots, checkpoints and resume,
+//! Training with Burn (the `train` feature): the model contract, the registry of models, the
+//! one training loop with metrics, plots, checkpoints and resume, the loader's Burn adapter,
 //! evaluation into a predictions table, and the comparison of runs.
+//!
+//! Layers inside: `contract` (the `Classifier` trait) ← `nn` (shared layers) ← `models`
+//! (one file per model, and the registry) ← `fit` (the loop) ← `eval`, `compare`.
 
-pub mod baseline;
 pub mod checkpoint;
 pub mod compare;
+pub mod contract;
 pub mod eval;
+pub mod fit;
 pub mod history;
 pub mod jet_inputs;
 pub mod metrics;
+pub mod models;
+pub mod nn;
 pub mod plot;
-pub mod resnet_pc;
 pub mod run;
 pub mod spec;
 pub mod tensors;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use run::{TrainOptions, TrainSummary};
-use spec::{ModelSpec, TrainSpec};
+use spec::TrainSpec;
 
 /// Runs `spec` (its YAML `text` is kept as the run's `config.yaml`).
 pub fn train(spec: &TrainSpec, text: &str, opts: &TrainOptions) -> Result<TrainSummary> {
+    spec.model.check(spec)?;
     run::prepare_run(spec, text, opts.resume)?;
-    match spec.model {
-        ModelSpec::ResnetPc(v) => run::train_resnet(spec, v, opts),
-        ModelSpec::FeaturesBaseline if opts.resume => Err(Error::Config(
-            "the features baseline trains in seconds: rerun it into a new run_dir (or delete this one) instead of --resume".into(),
-        )),
-        ModelSpec::FeaturesBaseline => baseline::train_baseline(spec, opts),
-    }
+    models::train(spec, opts)
 }

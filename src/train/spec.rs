@@ -5,21 +5,11 @@
 use crate::config::{parse_yaml, read_yaml};
 use crate::error::Result;
 use crate::loader::LoaderSpec;
-use crate::train::resnet_pc::Variant;
+pub use crate::train::models::ModelSpec;
 use garde::Validate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-/// Which model to train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelSpec {
-    /// ResNet-PC of e2e_sparse, e.g. `{resnet_pc: 1024_S}`.
-    ResnetPc(Variant),
-    /// Logistic regression on the `jets` table's features (the baseline to beat).
-    FeaturesBaseline,
-}
 
 /// Learning-rate schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -128,9 +118,9 @@ pub struct TrainSpec {
     pub device: DeviceKind,
     /// Jet-level inputs: numeric columns of the dataset's `jets` table (e.g. `[m0, pt]`),
     /// standardised with the training jets' mean and standard deviation. The features
-    /// baseline uses exactly these (absent: every numeric column). ResNet-PC concatenates
-    /// them to its globally pooled point features before the head (absent: none, the
-    /// e2e_sparse model).
+    /// baseline uses exactly these (absent: every numeric column). Point-cloud models
+    /// concatenate them to their pooled point features (or CLS token) before the head
+    /// (absent: none, the e2e_sparse models).
     #[serde(default)]
     #[garde(custom(jet_input_names))]
     pub jet_inputs: Option<Vec<String>>,

@@ -4,6 +4,8 @@
 //! output `[B]` logits. Optionally, jet-level inputs `[B, J]` join the pooled features before
 //! the head (`jet_inputs` of the training YAML; J = 0 is e2e_sparse's model).
 
+use crate::train::contract::{Classifier, Inputs, Needs};
+use crate::train::nn::rows;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::nn::pool::{MaxPool1d, MaxPool1dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig1d, Relu};
@@ -239,56 +241,25 @@ impl ResNetPc {
         let x = x.max_dim(2).squeeze_dim::<2>(2);
         self.head.forward(x).squeeze_dim::<1>(1)
     }
+}
+
+/// ResNet-PC reads the points only.
+pub const NEEDS: Needs = Needs {
+    points: true,
+    mask: false,
+    neighbours: false,
+    all_jet_inputs_by_default: false,
+};
+
+impl Classifier for ResNetPc {
+    fn logits(&self, x: &Inputs) -> Tensor<1> {
+        self.forward_with_jets(x.points(), x.jets.clone())
+    }
 
     /// Trainable parameters, counted as PyTorch does: Burn's `num_params` also counts the
     /// BatchNorm running mean and variance (2 per channel), which are buffers in PyTorch.
-    pub fn trainable_params(&self) -> usize {
+    fn trainable_params(&self) -> usize {
         self.num_params() - 2 * self.bn_channels
-    }
-}
-
-/// Convolutions and pooling on `[B, L, C]` rows, written with the weights of Burn's modules.
-mod rows {
-    use burn::nn::conv::Conv1d;
-    use burn::prelude::*;
-
-    /// Adds the bias of `conv` (if any) to `[N, O]`.
-    fn bias(conv: &Conv1d, y: Tensor<2>) -> Tensor<2> {
-        match &conv.bias {
-            Some(b) => y + b.val().unsqueeze_dim::<2>(0),
-            None => y,
-        }
-    }
-
-    /// A kernel-size-1 convolution of rows `[N, C]`: `[N, O]`.
-    pub fn pointwise(conv: &Conv1d, x: Tensor<2>) -> Tensor<2> {
-        let [o, c, _] = conv.weight.dims();
-        let w = conv.weight.val().reshape([o, c]).transpose();
-        bias(conv, x.matmul(w))
-    }
-
-    /// A kernel-size-3, stride-1, padding-1 convolution of `[B, L, C]`: `[B·L, O]`, as one
-    /// matrix product of the three shifted copies `[B·L, 3C]` (im2col).
-    pub fn conv3(conv: &Conv1d, x: Tensor<3>) -> Tensor<2> {
-        let [b, l, c] = x.dims();
-        let [o, _, k] = conv.weight.dims();
-        debug_assert_eq!((k, conv.stride), (3, 1));
-        let zeros = Tensor::<3>::zeros([b, 1, c], &x.device());
-        let padded = Tensor::cat(vec![zeros.clone(), x, zeros], 1);
-        let cols: Vec<_> = (0..k).map(|j| padded.clone().narrow(1, j, l)).collect();
-        let cols = Tensor::cat(cols, 2).reshape([b * l, k * c]);
-        // im2col column j·C + i holds input channel i at offset j: weight [O, C, K] → [K·C, O].
-        let w = conv.weight.val().permute([2, 1, 0]).reshape([k * c, o]);
-        bias(conv, cols.matmul(w))
-    }
-
-    /// MaxPool1d(2, 2) along `L` of `[B, L, C]` (an odd last row is dropped, as PyTorch does).
-    pub fn max_pool2(x: Tensor<3>) -> Tensor<3> {
-        let [b, l, c] = x.dims();
-        let h = l / 2;
-        let pairs = x.narrow(1, 0, 2 * h).reshape([b, h, 2, c]);
-        let even = pairs.clone().narrow(2, 0, 1);
-        even.max_pair(pairs.narrow(2, 1, 1)).reshape([b, h, c])
     }
 }
 
@@ -363,24 +334,6 @@ mod tests {
             assert!(rel_diff(x.unwrap(), y.unwrap()) < 1e-3, "{}", v.name());
             assert_eq!(checked, 4 * v.shape().blocks.len());
         }
-    }
-
-    #[test]
-    fn row_max_pool_matches_max_pool1d_on_odd_lengths() {
-        let device = Device::flex();
-        let pool = MaxPool1dConfig::new(2).with_stride(2).init();
-        let x = Tensor::<3>::from_floats(
-            [[[1.0, 5.0, -2.0], [3.0, 0.0, -1.0], [2.0, 7.0, -5.0]]],
-            &device,
-        );
-        // x is [B=1, L=3, C=3]; MaxPool1d takes [B, C, L] and drops the odd last row.
-        let want = pool.forward(x.clone().swap_dims(1, 2)).swap_dims(1, 2);
-        let got = rows::max_pool2(x);
-        assert_eq!(got.dims(), [1, 1, 3]);
-        assert_eq!(
-            got.into_data().try_to_vec::<f32>().unwrap(),
-            want.into_data().try_to_vec::<f32>().unwrap()
-        );
     }
 
     #[test]

@@ -1,0 +1,337 @@
+//! The one training loop (`pipeline train`) for every [`Classifier`]: AdamW on BCE with
+//! logits, gradient accumulation, plateau or cosine schedule, early stopping on validation
+//! AUC, per-epoch metrics and plots, `best`/`last` checkpoints, and exact mid-epoch resume (the
+//! loader state is part of the checkpoint). The model is built by the registry (`models`),
+//! which is the only place that knows which model a run trains.
+
+use crate::error::{Error, Result};
+use crate::loader::{Loader, Subset};
+use crate::train::checkpoint::{self, TrainState};
+use crate::train::contract::{Classifier, Dims, Needs};
+use crate::train::history::{self, EpochMetrics};
+use crate::train::jet_inputs::JetTable;
+use crate::train::run::{
+    TrainOptions, TrainSummary, check_labels, device, fmt_auc, jet_table, jet_tensor, seeded,
+};
+use crate::train::spec::{Scheduler, TrainSpec};
+use crate::train::tensors::{BatchTensors, to_tensors};
+use crate::train::{metrics, plot};
+use burn::nn::loss::BinaryCrossEntropyLossConfig;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+use std::time::Instant;
+
+/// Builds a model of the given sizes on a device.
+pub type Make<'a, M> = &'a dyn Fn(&Device, Dims) -> M;
+
+/// One batch of `loader` as the model's inputs, with the run's jet inputs joined by jet id.
+fn inputs(
+    b: crate::loader::Batch,
+    needs: Needs,
+    jets: Option<&JetTable>,
+    device: &Device,
+) -> Result<BatchTensors> {
+    let mut t = to_tensors(b, needs, device);
+    t.inputs.jets = jet_tensor(jets, &t.jet_ids, device)?;
+    Ok(t)
+}
+
+/// Logits, labels and jet ids of `model` over a loader's whole epoch 0 (`jets`: the run's jet
+/// inputs, if any).
+pub fn predict<M: Classifier>(
+    model: &M,
+    needs: Needs,
+    loader: &Loader,
+    jets: Option<&JetTable>,
+    device: &Device,
+) -> Result<(Vec<f32>, Vec<i8>, Vec<u64>)> {
+    let eval = model.valid();
+    let (mut logits, mut labels, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    for b in loader.epoch(0)? {
+        let t = inputs(b?, needs, jets, device)?;
+        let z: Vec<f32> = eval
+            .logits(&t.inputs)
+            .try_into_vec_as::<f32>()
+            .map_err(|e| Error::Train(format!("scoring: reading the logits back: {e:?}")))?;
+        logits.extend(z);
+        labels.extend(t.label_values);
+        ids.extend(t.jet_ids);
+    }
+    Ok((logits, labels, ids))
+}
+
+/// The sizes of the model `spec` trains, given its jet inputs.
+pub fn dims(spec: &TrainSpec, jets: Option<&JetTable>) -> Dims {
+    Dims {
+        features: spec.loader.features.len(),
+        jet_inputs: jets.map_or(0, |t| t.width),
+        resolution: spec.loader.resolution as usize,
+    }
+}
+
+/// Loads the `which` checkpoint (`best` or `last`) of run `run` into a model built by `make`.
+pub fn load_model<M: Classifier>(
+    run: &Path,
+    which: &str,
+    make: Make<M>,
+    dims: Dims,
+    device: &Device,
+) -> Result<M> {
+    let dir = checkpoint::find(run, which).ok_or_else(|| Error::Output {
+        path: run.to_path_buf(),
+        msg: format!("no `{which}` checkpoint"),
+    })?;
+    make(device, dims)
+        .try_load_file(dir.join("model.bpk"))
+        .map_err(|e| Error::Output {
+            path: dir,
+            msg: format!("cannot load model: {e}"),
+        })
+}
+
+/// The learning rate of optimiser step `step` of `total`.
+fn rate(spec: &TrainSpec, st: &TrainState, total: usize) -> f64 {
+    match spec.scheduler {
+        Scheduler::Plateau => st.lr,
+        Scheduler::Cosine => {
+            spec.lr * 0.5 * (1.0 + (std::f64::consts::PI * st.step as f64 / total as f64).cos())
+        }
+    }
+}
+
+/// Trains the model `make` builds (`title` names it in output and plots; it reads `needs`)
+/// as `spec` says.
+pub fn fit<M: Classifier>(
+    spec: &TrainSpec,
+    opts: &TrainOptions,
+    title: &str,
+    needs: Needs,
+    make: Make<M>,
+) -> Result<TrainSummary> {
+    let run = spec.run_dir.as_path();
+    let plain = device(spec.device)?;
+    let device = plain.clone().autodiff();
+    let train = Loader::open(&spec.loader_for(Subset::Train))?;
+    let val = Loader::open(&spec.loader_for(Subset::Val))?;
+    let resume_from = if opts.resume {
+        Some(checkpoint::find(run, "last").ok_or_else(|| Error::Output {
+            path: run.to_path_buf(),
+            msg: "--resume: no `last` checkpoint".into(),
+        })?)
+    } else {
+        None
+    };
+    let jets = jet_table(spec, run, &spec.loader.dataset, !opts.resume)?;
+    let dims = dims(spec, jets.as_ref());
+    let mut model = seeded(&device, spec.seed, || make(&device, dims));
+    let adamw = || {
+        AdamWConfig::new()
+            .with_weight_decay(spec.weight_decay as f32)
+            .with_epsilon(1e-8)
+    };
+    let mut optim = adamw().init();
+    let mut st = TrainState {
+        lr: spec.lr,
+        ..Default::default()
+    };
+    if let Some(dir) = resume_from {
+        st = checkpoint::read_state(&dir)?;
+        let bad = |e: &dyn std::fmt::Display| Error::Output {
+            path: dir.clone(),
+            msg: format!("cannot load checkpoint: {e}"),
+        };
+        model = model
+            .try_load_file(dir.join("model.bpk"))
+            .map_err(|e| bad(&e))?;
+        optim = adamw()
+            .init()
+            .load(dir.join("optim.bpk"))
+            .map_err(|e| bad(&e))?;
+    }
+    if !opts.quiet {
+        println!(
+            "model:    {title} ({} trainable parameters), {} point features, res {}{}",
+            model.trainable_params(),
+            if needs.points { dims.features } else { 0 },
+            spec.loader.resolution,
+            jets.as_ref()
+                .map_or(String::new(), |j| format!(", {} jet inputs", j.width))
+        );
+        println!(
+            "data:     {} training jets ({} batches/epoch), {} validation jets",
+            train.jets(),
+            train.batches_per_epoch(),
+            val.jets()
+        );
+    }
+    let accum = spec.grad_accumulation;
+    if accum > train.batches_per_epoch() {
+        return Err(Error::Config(format!(
+            "grad_accumulation {accum} exceeds the {} training batches per epoch",
+            train.batches_per_epoch()
+        )));
+    }
+    let steps = (train.batches_per_epoch() / accum)
+        .min(spec.max_steps.unwrap_or(usize::MAX))
+        .max(1);
+    let total = steps * spec.epochs;
+    let bce = BinaryCrossEntropyLossConfig::new()
+        .with_logits(true)
+        .init(&device);
+    let mut session_steps = 0;
+    while !st.finished && st.epoch < spec.epochs {
+        let mut it = match st.loader.clone() {
+            Some(s) if s.epoch == st.epoch as u64 => train.resume(&s)?,
+            _ => train.epoch(st.epoch as u64)?,
+        };
+        let bar = if opts.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(steps as u64)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "epoch {} {{bar:30}} {{pos}}/{{len}} steps {{msg}} eta {{eta}}",
+                st.epoch
+            ))
+            .expect("template"),
+        );
+        bar.set_position(st.epoch_step as u64);
+        let t0 = Instant::now();
+        let mut seen = 0usize;
+        let mut acc = GradientsAccumulator::<M>::new();
+        let mut pending = 0;
+        while st.epoch_step < steps {
+            let Some(b) = it.next() else { break };
+            let t = inputs(b?, needs, jets.as_ref(), &device)?;
+            check_labels(&t.label_values, &t.jet_ids)?;
+            let logits = model.logits(&t.inputs);
+            let loss = bce.forward(logits.clone(), t.labels);
+            let z: Vec<f32> = logits.inner().try_into_vec_as::<f32>().map_err(|e| {
+                Error::Train(format!(
+                    "step {} (epoch {}): reading the logits back: {e:?}",
+                    st.step, st.epoch
+                ))
+            })?;
+            if let Some(i) = z.iter().position(|v| !v.is_finite()) {
+                return Err(Error::Train(format!(
+                    "model diverged at step {} (epoch {}): logit {} of jet {} is not finite; lower lr or check the feature transforms for overflow",
+                    st.step, st.epoch, z[i], t.jet_ids[i]
+                )));
+            }
+            st.partial_loss += metrics::bce_with_logits(&z, &t.label_values) * z.len() as f64;
+            st.partial_jets += z.len();
+            st.partial_logits.extend(z);
+            st.partial_labels.extend(&t.label_values);
+            seen += t.label_values.len();
+            let loss = if accum > 1 {
+                loss.div_scalar(accum as f32)
+            } else {
+                loss
+            };
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            acc.accumulate(&model, grads);
+            pending += 1;
+            if pending < accum {
+                continue;
+            }
+            pending = 0;
+            let lr = rate(spec, &st, total);
+            model = optim.step(lr, model, acc.grads());
+            st.lr = lr;
+            st.step += 1;
+            st.epoch_step += 1;
+            session_steps += 1;
+            st.loader = Some(it.state());
+            bar.set_message(format!(
+                "{:.0} jets/s",
+                seen as f64 / t0.elapsed().as_secs_f64()
+            ));
+            bar.inc(1);
+            if st.step.is_multiple_of(spec.checkpoint_every) {
+                checkpoint::save(run, "last", &model, Some(&optim), &st)?;
+            }
+            if opts.stop_after_steps == Some(session_steps) {
+                checkpoint::save(run, "last", &model, Some(&optim), &st)?;
+                bar.abandon();
+                return Ok(TrainSummary { state: st });
+            }
+        }
+        drop(it);
+        bar.finish_and_clear();
+        let rate = seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+        let (vz, vl, _) = predict(&model, needs, &val, jets.as_ref(), &plain)?;
+        let m = EpochMetrics {
+            epoch: st.epoch,
+            lr: st.lr,
+            train_loss: st.partial_loss / st.partial_jets.max(1) as f64,
+            train_auc: metrics::auc(&st.partial_logits, &st.partial_labels),
+            val_loss: metrics::bce_with_logits(&vz, &vl),
+            val_acc: metrics::accuracy(&vz, &vl, 0.0),
+            val_auc: metrics::auc(&vz, &vl),
+            samples_per_s: rate,
+            train_jets: st.partial_jets,
+        };
+        if !opts.quiet {
+            println!(
+                "epoch {:>3}: train loss {:.4} auc {} | val loss {:.4} acc {:.4} auc {} | lr {:.2e} | {:.0} jets/s",
+                m.epoch,
+                m.train_loss,
+                fmt_auc(m.train_auc),
+                m.val_loss,
+                m.val_acc,
+                fmt_auc(m.val_auc),
+                m.lr,
+                m.samples_per_s
+            );
+        }
+        let improved = match (m.val_auc, st.best_auc) {
+            (Some(a), Some(b)) => a > b,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        st.history.push(m.clone());
+        st.epoch += 1;
+        st.epoch_step = 0;
+        st.loader = None;
+        st.partial_loss = 0.0;
+        st.partial_jets = 0;
+        st.partial_logits.clear();
+        st.partial_labels.clear();
+        if improved {
+            st.best_auc = m.val_auc;
+            st.best_epoch = Some(m.epoch);
+            st.bad_epochs = 0;
+            st.plateau_epochs = 0;
+            let t = format!("{title}, validation, epoch {}", m.epoch);
+            plot::roc(&run.join("roc.png"), &t, &vz, &vl)?;
+        } else {
+            st.bad_epochs += 1;
+            st.plateau_epochs += 1;
+            // As PyTorch's ReduceLROnPlateau: cut after more than `patience` bad epochs.
+            if spec.scheduler == Scheduler::Plateau && st.plateau_epochs > spec.patience {
+                st.lr *= spec.factor;
+                st.plateau_epochs = 0;
+            }
+        }
+        st.finished = st.epoch >= spec.epochs
+            || (spec.early_stopping > 0 && st.bad_epochs >= spec.early_stopping);
+        history::write(run, &st.history)?;
+        plot::losses(&run.join("loss.png"), title, &st.history)?;
+        if improved {
+            checkpoint::save(run, "best", &model, None, &st)?;
+        }
+        checkpoint::save(run, "last", &model, Some(&optim), &st)?;
+    }
+    if !opts.quiet {
+        println!(
+            "best:     val AUC {} at epoch {} ({})",
+            fmt_auc(st.best_auc),
+            st.best_epoch.map_or("-".into(), |e| e.to_string()),
+            run.join("best").display()
+        );
+    }
+    Ok(TrainSummary { state: st })
+}

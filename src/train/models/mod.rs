@@ -1,0 +1,161 @@
+//! The model registry: every trainable model, by its YAML name. This is the only place that
+//! matches on a model; `train`, `eval`, `compare` and the CLI go through [`ModelSpec`].
+//! Adding a model: a file here implementing [`Classifier`](crate::train::contract::Classifier),
+//! a [`ModelSpec`] variant, and one arm in [`ModelSpec::visit`].
+
+pub mod agg_transformer;
+pub mod baseline;
+pub mod resnet_pc;
+
+use crate::error::{Error, Result};
+use crate::train::contract::{Classifier, Dims, Needs};
+use crate::train::fit::Make;
+use crate::train::spec::TrainSpec;
+use burn::prelude::*;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Which model to train (the `model:` key of the training YAML).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelSpec {
+    /// ResNet-PC of e2e_sparse, e.g. `{resnet_pc: 1024_S}`.
+    ResnetPc(resnet_pc::Variant),
+    /// Logistic regression on the `jets` table's features (the baseline to beat).
+    FeaturesBaseline,
+    /// e2e_sparse's Aggregation Transformer, e.g.
+    /// `{aggregation_transformer: {variant: 256_S, mask: true}}`.
+    AggregationTransformer(agg_transformer::AggConfig),
+}
+
+/// Something done with a model type: the registry calls [`ModelVisitor::visit`] with the
+/// constructor of the model a spec names.
+pub trait ModelVisitor {
+    /// What the visit returns.
+    type Out;
+    /// Runs with the model that `make` builds (`title` names it, it reads `needs`).
+    fn visit<M: Classifier>(self, title: &str, needs: Needs, make: Make<M>) -> Self::Out;
+}
+
+impl ModelSpec {
+    /// Calls `v` with this model's constructor: the one `match` on the model.
+    pub fn visit<V: ModelVisitor>(&self, v: V) -> V::Out {
+        let title = self.title();
+        match *self {
+            ModelSpec::ResnetPc(var) => {
+                let make = move |d: &Device, x: Dims| {
+                    resnet_pc::ResNetPc::new(var, x.features, x.jet_inputs, d)
+                };
+                v.visit(&title, resnet_pc::NEEDS, &make)
+            }
+            ModelSpec::FeaturesBaseline => {
+                let make = |d: &Device, x: Dims| baseline::Logistic::new(x.jet_inputs, d);
+                v.visit(&title, baseline::NEEDS, &make)
+            }
+            ModelSpec::AggregationTransformer(c) => {
+                let make = move |d: &Device, x: Dims| agg_transformer::AggTransformer::new(c, x, d);
+                v.visit(&title, c.needs(), &make)
+            }
+        }
+    }
+
+    /// The model's name in output and plots, e.g. `ResNet-PC 1024_S`.
+    pub fn title(&self) -> String {
+        match self {
+            ModelSpec::ResnetPc(v) => format!("ResNet-PC {}", v.name()),
+            ModelSpec::FeaturesBaseline => "features baseline".into(),
+            ModelSpec::AggregationTransformer(c) => c.title(),
+        }
+    }
+
+    /// What the model reads from a batch.
+    pub fn needs(&self) -> Needs {
+        struct N;
+        impl ModelVisitor for N {
+            type Out = Needs;
+            fn visit<M: Classifier>(self, _: &str, needs: Needs, _: Make<M>) -> Needs {
+                needs
+            }
+        }
+        self.visit(N)
+    }
+
+    /// The loader resolution the model is made for, if it is made for one.
+    pub fn resolution(&self) -> Option<u32> {
+        match self {
+            ModelSpec::ResnetPc(v) => Some(v.resolution()),
+            ModelSpec::FeaturesBaseline => None,
+            ModelSpec::AggregationTransformer(c) => Some(c.variant.resolution()),
+        }
+    }
+
+    /// Refuses a training spec this model cannot run (a loader resolution it is not made
+    /// for, or no neighbours for a model that reads them).
+    pub fn check(&self, spec: &TrainSpec) -> Result<()> {
+        if let Some(r) = self.resolution()
+            && r != spec.loader.resolution
+        {
+            return Err(Error::Config(format!(
+                "model {} is made for resolution {r}, the loader reads {}",
+                self.title(),
+                spec.loader.resolution
+            )));
+        }
+        if self.needs().neighbours && !spec.loader.neighbours {
+            return Err(Error::Config(format!(
+                "model {} reads the kNN graph: set `neighbours: true` in the loader",
+                self.title()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Trains the run's model (checked by [`ModelSpec::check`] first: `train::train` does).
+pub fn train(
+    spec: &TrainSpec,
+    opts: &crate::train::run::TrainOptions,
+) -> Result<crate::train::run::TrainSummary> {
+    struct Fit<'a>(&'a TrainSpec, &'a crate::train::run::TrainOptions);
+    impl ModelVisitor for Fit<'_> {
+        type Out = Result<crate::train::run::TrainSummary>;
+        fn visit<M: Classifier>(self, title: &str, needs: Needs, make: Make<M>) -> Self::Out {
+            crate::train::fit::fit(self.0, self.1, title, needs, make)
+        }
+    }
+    spec.model.visit(Fit(spec, opts))
+}
+
+/// Logits, labels and jet ids of the `best` model of run `run` (settings `spec`) for the jets
+/// that loader `loader` reads.
+pub fn score(
+    run: &std::path::Path,
+    spec: &TrainSpec,
+    loader: &crate::loader::LoaderSpec,
+    device: &Device,
+) -> Result<(Vec<f32>, Vec<i8>, Vec<u64>)> {
+    struct Score<'a> {
+        run: &'a std::path::Path,
+        spec: &'a TrainSpec,
+        loader: &'a crate::loader::LoaderSpec,
+        device: &'a Device,
+    }
+    impl ModelVisitor for Score<'_> {
+        type Out = Result<(Vec<f32>, Vec<i8>, Vec<u64>)>;
+        fn visit<M: Classifier>(self, _: &str, needs: Needs, make: Make<M>) -> Self::Out {
+            use crate::train::fit;
+            let jets =
+                crate::train::run::jet_table(self.spec, self.run, &self.loader.dataset, false)?;
+            let dims = fit::dims(self.spec, jets.as_ref());
+            let model = fit::load_model(self.run, "best", make, dims, self.device)?;
+            let l = crate::loader::Loader::open(self.loader)?;
+            fit::predict(&model, needs, &l, jets.as_ref(), self.device)
+        }
+    }
+    spec.model.visit(Score {
+        run,
+        spec,
+        loader,
+        device,
+    })
+}
