@@ -7,7 +7,7 @@
 //! workers inflate them with libdeflate and undo the shuffle filter in parallel.
 //!
 //! Used only when every condition holds (otherwise the plain library read is used, which is
-//! equivalent; `tests/direct_read.rs` checks that both give identical outputs):
+//! equivalent; `tests/it/direct_read.rs` checks that both give identical outputs):
 //! - chunked, each chunk covering whole images (chunk shape `(c, …full image…)`);
 //! - filters exactly `[deflate]` or `[shuffle, deflate]`, applied to every chunk;
 //! - little-endian float32 or float64 elements;

@@ -1,4 +1,4 @@
-"""Checks python/jetpipe_reader.py against batches the Rust loader dumped (tests/python.rs).
+"""Checks python/jetpipe_reader.py against batches the Rust loader dumped (tests/it/python.rs).
 
 usage: loader_check.py DATASET DUMP_DIR
 

@@ -1,9 +1,7 @@
 //! Bad input gets a clear error naming the file, dataset, jet index, pixel or YAML line,
 //! and leaves no output that looks complete.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use jetpipe::engine::{RunOptions, run};
 use jetpipe::store::manifest::{Manifest, Status};
 use std::path::Path;

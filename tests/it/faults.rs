@@ -6,9 +6,7 @@
 //! Children are spawned only while no fixture is being written (`FIXTURES` lock): HDF5 does
 //! not open files close-on-exec, so a child would inherit a writer's file lock.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;

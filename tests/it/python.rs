@@ -3,9 +3,7 @@
 //! snippets) reads the output. Needs `python3` with `.ci/requirements-test.txt` installed
 //! (the README's test command installs it).
 
-mod common;
-
-use common::quiet;
+use crate::common::quiet;
 use jetpipe::config::load_config;
 use jetpipe::engine::run;
 use std::path::{Path, PathBuf};

@@ -2,11 +2,9 @@
 //! reference on random images full of ties, byte-identical output for any thread count,
 //! reader generality (f64, NCHW, other sizes, several files), and the table contracts.
 
-mod common;
-
+use crate::common::*;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float32Type, Int8Type, UInt16Type, UInt32Type, UInt64Type};
-use common::*;
 use jetpipe::engine::run;
 use jetpipe::store::manifest::{Manifest, Status};
 use std::path::Path;

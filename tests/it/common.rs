@@ -1,6 +1,5 @@
 //! Shared test support: HDF5 fixtures with the real CMS E2E schema written through
 //! hdf5-metno, random sparse images full of ties, and Parquet read-back helpers.
-#![allow(dead_code)]
 
 use arrow::record_batch::RecordBatch;
 use jetpipe::config::{PipelineConfig, parse_config};

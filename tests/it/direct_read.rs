@@ -2,9 +2,7 @@
 //! read, on every storage layout a physicist's file may have: the qualifying ones take the
 //! direct path, the others fall back, and the Parquet bytes are identical either way.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use jetpipe::config::Inflate;
 use jetpipe::engine::run;
 use jetpipe::source::Hdf5Source;

@@ -2,11 +2,8 @@
 //! the loss falls and the training AUC rises; outputs (metrics, plots, checkpoints,
 //! predictions matching their contract, SQL join) exist; a run stopped mid-epoch and resumed
 //! gives the same history as an uninterrupted run; bad training YAMLs name the line.
-#![cfg(feature = "train")]
 
-mod common;
-
-use common::quiet;
+use crate::common::quiet;
 use jetpipe::config::load_config;
 use jetpipe::engine::run;
 use jetpipe::train::run::TrainOptions;

@@ -1,11 +1,9 @@
 //! Jet features against independent computations: hand-made jets with analytically known
 //! widths, pT_D, fractions and moments, and random images against a plain float64 reference.
 
-mod common;
-
+use crate::common::*;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Float32Type, UInt32Type};
-use common::*;
 use jetpipe::engine::run;
 use std::path::Path;
 

@@ -2,11 +2,9 @@
 //! neighbours, rank coverage and disjointness for world sizes 1–4, exact resume at random
 //! points, determinism, shard mixing, the hash split, and cached standardisation statistics.
 
-mod common;
-
+use crate::common::*;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float32Type, Int8Type, UInt16Type, UInt64Type};
-use common::*;
 use jetpipe::engine::run;
 use jetpipe::loader::plan::split_unit;
 use jetpipe::loader::spec::parse_loader;

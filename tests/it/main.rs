@@ -1,0 +1,15 @@
+//! The integration tests, as one test binary: each module is one area (conversion, bad
+//! input, faults, features, direct reads, loader, CLI, Python, training). One binary links
+//! jetpipe with DataFusion, Burn and HDF5 once instead of once per area (issue 25).
+
+mod bad_input;
+mod cli;
+mod common;
+mod conversion;
+mod direct_read;
+mod faults;
+mod features;
+mod loader;
+mod python;
+#[cfg(feature = "train")]
+mod train;
