@@ -22,8 +22,8 @@
 //!   best kept; the cells are built only when a scalar path runs.
 //!
 //! On the sample's 1024-point jets (`benches/knn.rs`, k = 16, one core): 282 µs per jet
-//! with the scalar paths in session 4 (275 µs now, the bench's "scalar" row), 143 µs with the
-//! vectorised sparse search alone (session 6), 78–81 µs with both vectorised paths.
+//! with the first scalar paths (275 µs now, the bench's "scalar" row), 143 µs with the
+//! vectorised sparse search alone, 78–81 µs with both vectorised paths (Intel, AVX-512).
 //!
 //! Resolutions are searched largest first, and a point whose neighbours at the next larger
 //! resolution all exist at the smaller one keeps that list (the nearest of a superset are the

@@ -22,7 +22,7 @@
 //! ranking by counts, instead of step 3 took about 119 µs per jet against 105; scanning all
 //! points in index order instead of the row range, 85 against 71; a 3- to 8-way search per
 //! bisection round measured no faster than 2-way. An earlier try that scanned bands of cell
-//! rows (session 6) was slower because of its per-band work.
+//! rows was slower because of its per-band work.
 //!
 //! The same answer as brute force, ties included (tests in `tests.rs` run this, the AVX2
 //! form and the scalar cell search). Used where the CPU has AVX-512 F/BW/VBMI2 and BMI2;
