@@ -63,15 +63,38 @@ mod layering {
             .1
     }
 
+    /// The modules of `train`, in layers (its module documentation states them).
+    const TRAIN_LAYERS: [(&str, u8); 14] = [
+        ("contract", 0),
+        ("history", 0),
+        ("metrics", 0),
+        ("jet_inputs", 0),
+        ("nn", 1),
+        ("tensors", 1),
+        ("checkpoint", 1),
+        ("plot", 1),
+        ("models", 2),
+        ("spec", 3),
+        ("run", 4),
+        ("fit", 5),
+        ("eval", 6),
+        ("compare", 7),
+    ];
+
     /// The top-level modules a source file names through `crate::` paths (comments skipped),
     /// including `crate::{a::x, b}` groups.
     pub(super) fn uses(source: &str) -> Vec<String> {
+        uses_under(source, "crate::")
+    }
+
+    /// The modules right under `prefix` (e.g. `crate::train::`) that a source file names.
+    pub(super) fn uses_under(source: &str, prefix: &str) -> Vec<String> {
         let mut found = Vec::new();
         for line in source.lines() {
             let code = line.split("//").next().unwrap_or("");
             let mut rest = code;
-            while let Some(at) = rest.find("crate::") {
-                rest = &rest[at + "crate::".len()..];
+            while let Some(at) = rest.find(prefix) {
+                rest = &rest[at + prefix.len()..];
                 let names: Vec<&str> = match rest.strip_prefix('{') {
                     Some(group) => {
                         let (mut depth, mut end) = (0usize, group.len());
@@ -162,6 +185,30 @@ mod layering {
             }
         }
         assert!(files.len() > 40, "found only {} source files", files.len());
+        // Inside `train`, the same rule over its own layers.
+        let train = src.join("train");
+        for file in files.iter().filter(|f| f.starts_with(&train)) {
+            let rel = file.strip_prefix(&train).expect("under train");
+            let top = rel.components().next().expect("component");
+            let top = top.as_os_str().to_string_lossy();
+            let top = top.trim_end_matches(".rs");
+            if top == "mod" {
+                continue;
+            }
+            let layer = |m: &str| {
+                TRAIN_LAYERS
+                    .iter()
+                    .find(|(n, _)| *n == m)
+                    .unwrap_or_else(|| panic!("train module `{m}` has no layer in TRAIN_LAYERS"))
+                    .1
+            };
+            let text = std::fs::read_to_string(file).expect("read source");
+            for used in uses_under(&text, "crate::train::") {
+                if used != top && layer(&used) >= layer(top) {
+                    bad.push(format!("train/{}: `{top}` uses `{used}`", rel.display()));
+                }
+            }
+        }
         assert!(
             bad.is_empty(),
             "upward or sideways uses:\n{}",

@@ -73,3 +73,6 @@ pub trait Classifier: Module + Clone + std::fmt::Debug + Send + 'static {
         self.num_params()
     }
 }
+
+/// Builds a model of the given sizes on a device (what the registry hands the loop).
+pub type Make<'a, M> = &'a dyn Fn(&Device, Dims) -> M;

@@ -57,7 +57,7 @@ pub fn eval(
     let spec = load_train(&run_dir.join("config.yaml"))?;
     let device = run::device(spec.device)?;
     let l = eval_loader(&spec, dataset, subset);
-    let (logits, labels, ids) = crate::train::models::score(run_dir, &spec, &l, &device)?;
+    let (logits, labels, ids) = crate::train::fit::score(run_dir, &spec, &l, &device)?;
     let title = format!(
         "{}, {} of {}",
         spec.model.title(),

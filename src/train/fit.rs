@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::loader::{Loader, Subset};
 use crate::train::checkpoint::{self, TrainState};
-use crate::train::contract::{Classifier, Dims, Needs};
+use crate::train::contract::{Classifier, Dims, Make, Needs};
 use crate::train::history::{self, EpochMetrics};
 use crate::train::jet_inputs::JetTable;
 use crate::train::run::{
@@ -22,9 +22,6 @@ use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::time::Instant;
-
-/// Builds a model of the given sizes on a device.
-pub type Make<'a, M> = &'a dyn Fn(&Device, Dims) -> M;
 
 /// One batch of `loader` as the model's inputs, with the run's jet inputs joined by jet id.
 fn inputs(
@@ -334,4 +331,52 @@ pub fn fit<M: Classifier>(
         );
     }
     Ok(TrainSummary { state: st })
+}
+
+/// Trains the run's model (checked by `ModelSpec::check` first: `train::train` does).
+pub fn train_model(
+    spec: &TrainSpec,
+    opts: &crate::train::run::TrainOptions,
+) -> Result<crate::train::run::TrainSummary> {
+    struct Fit<'a>(&'a TrainSpec, &'a crate::train::run::TrainOptions);
+    impl crate::train::models::ModelVisitor for Fit<'_> {
+        type Out = Result<crate::train::run::TrainSummary>;
+        fn visit<M: Classifier>(self, title: &str, needs: Needs, make: Make<M>) -> Self::Out {
+            fit(self.0, self.1, title, needs, make)
+        }
+    }
+    spec.model.visit(Fit(spec, opts))
+}
+
+/// Logits, labels and jet ids of the `best` model of run `run` (settings `spec`) for the jets
+/// that loader `loader` reads.
+pub fn score(
+    run: &std::path::Path,
+    spec: &TrainSpec,
+    loader: &crate::loader::LoaderSpec,
+    device: &Device,
+) -> Result<(Vec<f32>, Vec<i8>, Vec<u64>)> {
+    struct Score<'a> {
+        run: &'a std::path::Path,
+        spec: &'a TrainSpec,
+        loader: &'a crate::loader::LoaderSpec,
+        device: &'a Device,
+    }
+    impl crate::train::models::ModelVisitor for Score<'_> {
+        type Out = Result<(Vec<f32>, Vec<i8>, Vec<u64>)>;
+        fn visit<M: Classifier>(self, _: &str, needs: Needs, make: Make<M>) -> Self::Out {
+            let jets =
+                crate::train::run::jet_table(self.spec, self.run, &self.loader.dataset, false)?;
+            let dims = dims(self.spec, jets.as_ref());
+            let model = load_model(self.run, "best", make, dims, self.device)?;
+            let l = crate::loader::Loader::open(self.loader)?;
+            predict(&model, needs, &l, jets.as_ref(), self.device)
+        }
+    }
+    spec.model.visit(Score {
+        run,
+        spec,
+        loader,
+        device,
+    })
 }

@@ -2,8 +2,9 @@
 //! one training loop with metrics, plots, checkpoints and resume, the loader's Burn adapter,
 //! evaluation into a predictions table, and the comparison of runs.
 //!
-//! Layers inside: `contract` (the `Classifier` trait) ← `nn` (shared layers) ← `models`
-//! (one file per model, and the registry) ← `fit` (the loop) ← `eval`, `compare`.
+//! Layers inside (the layering test in `lib.rs` checks them): `contract` (the `Classifier`
+//! trait) ← `nn` (shared layers) ← `models` (one file per model, and the registry) ← `spec`
+//! (the YAML) ← `run` ← `fit` (the loop) ← `eval` ← `compare`.
 
 pub mod checkpoint;
 pub mod compare;
@@ -26,7 +27,7 @@ use spec::TrainSpec;
 
 /// Runs `spec` (its YAML `text` is kept as the run's `config.yaml`).
 pub fn train(spec: &TrainSpec, text: &str, opts: &TrainOptions) -> Result<TrainSummary> {
-    spec.model.check(spec)?;
+    spec.model.check(&spec.loader)?;
     run::prepare_run(spec, text, opts.resume)?;
-    models::train(spec, opts)
+    fit::train_model(spec, opts)
 }

@@ -1,5 +1,6 @@
 //! The model registry: every trainable model, by its YAML name. This is the only place that
-//! matches on a model; `train`, `eval`, `compare` and the CLI go through [`ModelSpec`].
+//! matches on a model; the loop (`fit`), `eval`, `compare` and the CLI go through
+//! [`ModelSpec`] and its [`ModelVisitor`].
 //! Adding a model: a file here implementing [`Classifier`](crate::train::contract::Classifier),
 //! a [`ModelSpec`] variant, and one arm in [`ModelSpec::visit`].
 
@@ -8,9 +9,8 @@ pub mod baseline;
 pub mod resnet_pc;
 
 use crate::error::{Error, Result};
-use crate::train::contract::{Classifier, Dims, Needs};
-use crate::train::fit::Make;
-use crate::train::spec::TrainSpec;
+use crate::loader::LoaderSpec;
+use crate::train::contract::{Classifier, Dims, Make, Needs};
 use burn::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -89,19 +89,19 @@ impl ModelSpec {
         }
     }
 
-    /// Refuses a training spec this model cannot run (a loader resolution it is not made
-    /// for, or no neighbours for a model that reads them).
-    pub fn check(&self, spec: &TrainSpec) -> Result<()> {
+    /// Refuses loader settings this model cannot train on (a resolution it is not made for,
+    /// or no neighbours for a model that reads them).
+    pub fn check(&self, loader: &LoaderSpec) -> Result<()> {
         if let Some(r) = self.resolution()
-            && r != spec.loader.resolution
+            && r != loader.resolution
         {
             return Err(Error::Config(format!(
                 "model {} is made for resolution {r}, the loader reads {}",
                 self.title(),
-                spec.loader.resolution
+                loader.resolution
             )));
         }
-        if self.needs().neighbours && !spec.loader.neighbours {
+        if self.needs().neighbours && !loader.neighbours {
             return Err(Error::Config(format!(
                 "model {} reads the kNN graph: set `neighbours: true` in the loader",
                 self.title()
@@ -109,53 +109,4 @@ impl ModelSpec {
         }
         Ok(())
     }
-}
-
-/// Trains the run's model (checked by [`ModelSpec::check`] first: `train::train` does).
-pub fn train(
-    spec: &TrainSpec,
-    opts: &crate::train::run::TrainOptions,
-) -> Result<crate::train::run::TrainSummary> {
-    struct Fit<'a>(&'a TrainSpec, &'a crate::train::run::TrainOptions);
-    impl ModelVisitor for Fit<'_> {
-        type Out = Result<crate::train::run::TrainSummary>;
-        fn visit<M: Classifier>(self, title: &str, needs: Needs, make: Make<M>) -> Self::Out {
-            crate::train::fit::fit(self.0, self.1, title, needs, make)
-        }
-    }
-    spec.model.visit(Fit(spec, opts))
-}
-
-/// Logits, labels and jet ids of the `best` model of run `run` (settings `spec`) for the jets
-/// that loader `loader` reads.
-pub fn score(
-    run: &std::path::Path,
-    spec: &TrainSpec,
-    loader: &crate::loader::LoaderSpec,
-    device: &Device,
-) -> Result<(Vec<f32>, Vec<i8>, Vec<u64>)> {
-    struct Score<'a> {
-        run: &'a std::path::Path,
-        spec: &'a TrainSpec,
-        loader: &'a crate::loader::LoaderSpec,
-        device: &'a Device,
-    }
-    impl ModelVisitor for Score<'_> {
-        type Out = Result<(Vec<f32>, Vec<i8>, Vec<u64>)>;
-        fn visit<M: Classifier>(self, _: &str, needs: Needs, make: Make<M>) -> Self::Out {
-            use crate::train::fit;
-            let jets =
-                crate::train::run::jet_table(self.spec, self.run, &self.loader.dataset, false)?;
-            let dims = fit::dims(self.spec, jets.as_ref());
-            let model = fit::load_model(self.run, "best", make, dims, self.device)?;
-            let l = crate::loader::Loader::open(self.loader)?;
-            fit::predict(&model, needs, &l, jets.as_ref(), self.device)
-        }
-    }
-    spec.model.visit(Score {
-        run,
-        spec,
-        loader,
-        device,
-    })
 }
