@@ -28,11 +28,10 @@ const BATCH: usize = 64;
 /// Features per point, as in the committed training configs.
 const FEATURES: usize = 9;
 
-/// Seconds per jet of training steps through `fwd` for about `secs` seconds (at least two),
-/// after one warm-up step.
+/// Seconds per jet of ResNet-PC training steps through `fwd` ([`per_jet`]).
 fn time_steps(variant: Variant, secs: f64, fwd: fn(&ResNetPc, Tensor<3>) -> Tensor<1>) -> f64 {
     let device = Device::flex().autodiff();
-    let mut model = ResNetPc::new(variant, FEATURES, 0, &device);
+    let model = ResNetPc::new(variant, FEATURES, 0, &device);
     let mut optim = AdamWConfig::new().with_weight_decay(0.05).init();
     let bce = BinaryCrossEntropyLossConfig::new()
         .with_logits(true)
@@ -47,11 +46,17 @@ fn time_steps(variant: Variant, secs: f64, fwd: fn(&ResNetPc, Tensor<3>) -> Tens
         TensorData::new((0..BATCH as i64).map(|i| i % 2).collect(), [BATCH]),
         &device,
     );
-    let mut step = |model: ResNetPc| {
+    let step = |model: ResNetPc| {
         let loss = bce.forward(fwd(&model, x.clone()), y.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         optim.step(1e-3, model, grads)
     };
+    per_jet(model, step, secs)
+}
+
+/// Seconds per jet of `step` (one training step on `BATCH` jets, returning the updated model)
+/// run for about `secs` seconds (at least two steps), after one warm-up step.
+fn per_jet<M>(mut model: M, mut step: impl FnMut(M) -> M, secs: f64) -> f64 {
     model = step(model);
     let t0 = Instant::now();
     let mut steps = 0;
@@ -120,7 +125,7 @@ impl ModelVisitor for TimeStep {
             },
             resolution: r,
         };
-        let mut model = make(&device, dims);
+        let model = make(&device, dims);
         let mut optim = AdamWConfig::new().with_weight_decay(0.05).init();
         let bce = BinaryCrossEntropyLossConfig::new()
             .with_logits(true)
@@ -151,19 +156,12 @@ impl ModelVisitor for TimeStep {
             TensorData::new((0..BATCH as i64).map(|i| i % 2).collect(), [BATCH]),
             &device,
         );
-        let mut step = |model: M| {
+        let step = |model: M| {
             let loss = bce.forward(model.logits(&x), y.clone());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             optim.step(1e-3, model, grads)
         };
-        model = step(model);
-        let t0 = Instant::now();
-        let mut steps = 0;
-        while steps < 2 || t0.elapsed().as_secs_f64() < self.secs {
-            model = step(model);
-            steps += 1;
-        }
-        t0.elapsed().as_secs_f64() / (steps * BATCH) as f64
+        per_jet(model, step, self.secs)
     }
 }
 

@@ -69,11 +69,10 @@ pub fn jet_table(
         return Ok(None);
     }
     let data = read_jets(dataset)?;
-    let names = spec
+    let names = &spec
         .jet_inputs
         .clone()
         .unwrap_or_else(|| data.names.clone());
-    let names = &names;
     let norm = if fit {
         let cols = data.columns(names, dataset)?;
         let rows = data.rows(&spec.split_of(Subset::Train));

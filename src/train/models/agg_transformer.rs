@@ -22,7 +22,7 @@ use burn::nn::{
     PaddingConfig1d,
 };
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, relu};
+use burn::tensor::activation::gelu;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -179,17 +179,19 @@ impl CnnBlock {
         }
     }
 
-    /// `[B, L, C]` → `[B, L/2, C]`.
+    /// `[B, L, C]` → `[B, L/2, C]`: the residual body shared with ResNet-PC, then the
+    /// pooling convolution.
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, l, c] = x.dims();
-        let x = x.reshape([b * l, c]);
-        let y = relu(self.bn1.forward(rows::pointwise(&self.conv1, x.clone())));
-        let y = relu(
-            self.bn2
-                .forward(rows::conv3(&self.conv2, y.reshape([b, l, c]))),
+        let y = rows::residual(
+            &self.conv1,
+            &self.bn1,
+            &self.conv2,
+            &self.bn2,
+            &self.conv3,
+            &self.shortcut,
+            x,
         );
-        let y = rows::pointwise(&self.conv3, y) + rows::pointwise(&self.shortcut, x);
-        rows::conv_pool2(&self.pool, relu(y).reshape([b, l, c]))
+        rows::conv_pool2(&self.pool, y)
     }
 }
 
@@ -226,13 +228,12 @@ impl Stage {
             .forward(gelu(self.ff1.forward(self.ff_norm.forward(x.clone()))))
             + x;
         let x = self.widen.forward(gelu(self.norm.forward(x)));
-        let [b, n, c] = x.dims();
+        let [b, n, _] = x.dims();
         let cls = x.clone().narrow(1, 0, 1);
         let mut tokens = x.narrow(1, 1, n - 1);
         if let Some(m) = mask {
             tokens = tokens * m.narrow(1, 1, n - 1).reshape([b, n - 1, 1]);
         }
-        debug_assert_eq!(c, self.widen.weight.dims()[1]);
         Tensor::cat(vec![cls, self.cnn.forward(tokens)], 1)
     }
 }
@@ -293,8 +294,7 @@ impl AggTransformer {
         let x = self
             .embed_norm_out
             .forward(self.embed.forward(self.embed_norm_in.forward(points)));
-        let d = EMBED;
-        let cls = self.cls.val().expand([b, 1, d]);
+        let cls = self.cls.val().expand([b, 1, EMBED]);
         let mut x = Tensor::cat(vec![cls, x], 1) + self.pos.val().narrow(1, 0, r + 1);
         let device = x.device();
         let mut m = mask.filter(|_| self.masked).map(|m| {

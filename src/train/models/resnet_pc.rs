@@ -145,18 +145,17 @@ impl Block {
         self.pool.forward(self.relu.forward(y))
     }
 
-    /// The same block on `[B, L, C]` (one row per point): each convolution is one matrix
-    /// product over all `B·L` rows, and batch norm normalises `[B·L, C]`.
+    /// The same block on `[B, L, C]` (one row per point), through [`rows::residual`].
     fn forward_rows(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, l, c] = x.dims();
-        let x = x.reshape([b * l, c]);
-        let y = rows::pointwise(&self.conv1, x.clone());
-        let y = self.relu.forward(self.bn1.forward(y));
-        let y = rows::conv3(&self.conv2, y.reshape([b, l, c]));
-        let y = self.relu.forward(self.bn2.forward(y));
-        let y = rows::pointwise(&self.conv3, y) + rows::pointwise(&self.shortcut, x);
-        let o = y.dims()[1];
-        rows::max_pool2(self.relu.forward(y).reshape([b, l, o]))
+        rows::max_pool2(rows::residual(
+            &self.conv1,
+            &self.bn1,
+            &self.conv2,
+            &self.bn2,
+            &self.conv3,
+            &self.shortcut,
+            x,
+        ))
     }
 }
 

@@ -3,8 +3,10 @@
 //! rows, which is how the models run them (faster on the CPU than Burn's `[B, C, L]` modules;
 //! tests check equality with those modules, values and gradients).
 
+use burn::nn::BatchNorm;
 use burn::nn::conv::Conv1d;
 use burn::prelude::*;
+use burn::tensor::activation::relu;
 
 /// Adds the bias of `conv` (if any) to `[N, O]`.
 fn bias(conv: &Conv1d, y: Tensor<2>) -> Tensor<2> {
@@ -51,6 +53,28 @@ pub fn conv_pool2(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
     let h = l / 2;
     let pairs = x.narrow(1, 0, 2 * h).reshape([b * h, 2 * c]);
     bias(conv, pairs.matmul(im2col_weight(conv))).reshape([b, h, o])
+}
+
+/// The residual body of ResNet-PC's blocks and of the Aggregation Transformer's CNN blocks on
+/// `[B, L, C]`: 1×1 `first` → BN → ReLU → k=3 `middle` → BN → ReLU → 1×1 `last`, plus a 1×1
+/// `shortcut`, then ReLU; `[B, L, O]`. Each convolution is one matrix product over all `B·L` rows, and
+/// batch norm normalises `[B·L, C]`.
+pub fn residual(
+    first: &Conv1d,
+    bn1: &BatchNorm,
+    middle: &Conv1d,
+    bn2: &BatchNorm,
+    last: &Conv1d,
+    shortcut: &Conv1d,
+    x: Tensor<3>,
+) -> Tensor<3> {
+    let [b, l, c] = x.dims();
+    let x = x.reshape([b * l, c]);
+    let y = relu(bn1.forward(pointwise(first, x.clone())));
+    let y = relu(bn2.forward(conv3(middle, y.reshape([b, l, c]))));
+    let y = pointwise(last, y) + pointwise(shortcut, x);
+    let o = y.dims()[1];
+    relu(y).reshape([b, l, o])
 }
 
 /// MaxPool1d(2, 2) along `L` of `[B, L, C]` (an odd last row is dropped, as PyTorch does).
