@@ -143,11 +143,26 @@ impl ModelVisitor for TimeStep {
             Distribution::Normal(0.0, 1.0),
             &device,
         ) * mask.clone().reshape([BATCH, r, 1]);
+        let (neighbours, neighbour_mask) = if needs.neighbours {
+            let (nb, nm) = neighbour_lists(r, |b| 30 + (b * 7919) % (r - 29));
+            (
+                Some(Tensor::from_data(
+                    TensorData::new(nb, [BATCH, r, K]),
+                    &device,
+                )),
+                Some(Tensor::from_data(
+                    TensorData::new(nm, [BATCH, r, K]),
+                    &device,
+                )),
+            )
+        } else {
+            (None, None)
+        };
         let x = Inputs {
             points: needs.points.then_some(points),
-            mask: needs.mask.then_some(mask),
-            neighbours: None,
-            neighbour_mask: None,
+            mask: (needs.mask || needs.neighbours).then_some(mask),
+            neighbours,
+            neighbour_mask,
             jets: (dims.jet_inputs > 0).then(|| {
                 Tensor::<2>::random([BATCH, JET_INPUTS], Distribution::Normal(0.0, 1.0), &device)
             }),
@@ -165,6 +180,33 @@ impl ModelVisitor for TimeStep {
     }
 }
 
+/// Neighbours per point of the stored graphs (the conversion's default k).
+const K: usize = 16;
+
+/// `[BATCH, r, K]` neighbour lists and their mask for jets of `n(b)` points: point i lists
+/// the next `min(K, n − 1)` points (cyclically; the graph's shape, not its geometry, sets the
+/// cost), padding entries point at the point itself.
+fn neighbour_lists(r: usize, n: impl Fn(usize) -> usize) -> (Vec<i64>, Vec<f32>) {
+    let mut nb = vec![0i64; BATCH * r * K];
+    let mut nm = vec![0f32; BATCH * r * K];
+    for b in 0..BATCH {
+        let n = n(b);
+        for i in 0..r {
+            for s in 0..K {
+                let at = (b * r + i) * K + s;
+                let real = i < n && s + 1 < n;
+                nb[at] = if real {
+                    ((i + s + 1) % n) as i64
+                } else {
+                    i as i64
+                };
+                nm[at] = f32::from(u8::from(real));
+            }
+        }
+    }
+    (nb, nm)
+}
+
 /// Every registered model family, one training step each, against ResNet-PC 1024_M.
 fn registered_models(secs: f64, threads: usize) {
     let default = [
@@ -173,6 +215,12 @@ fn registered_models(secs: f64, threads: usize) {
         r#""features_baseline""#,
         r#"{"aggregation_transformer": {"variant": "256_S", "mask": true}}"#,
         r#"{"aggregation_transformer": {"variant": "256_S", "mask": false}}"#,
+        r#"{"gnn": {"conv": "gcn"}}"#,
+        r#"{"gnn": {"conv": "sage"}}"#,
+        r#"{"gnn": {"conv": "gin"}}"#,
+        r#"{"gnn": {"conv": "gat"}}"#,
+        r#"{"particle_net": {"dynamic": false}}"#,
+        r#"{"particle_net": {"dynamic": true}}"#,
     ]
     .join(";");
     let list = std::env::var("TRAIN_STEP_MODELS").unwrap_or(default);

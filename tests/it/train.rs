@@ -229,6 +229,52 @@ fn aggregation_transformer_learns() {
     assert!(dir.path().join("r/best/model.bpk").exists());
 }
 
+/// Every graph network learns on the tiny sample from the stored kNN graphs: the mean loss of
+/// the last two epochs is below the first epoch's.
+#[test]
+fn graph_networks_learn_from_the_stored_graphs() {
+    let models = [
+        "{gnn: {conv: gcn}}",
+        "{gnn: {conv: sage}}",
+        "{gnn: {conv: gin}}",
+        "{gnn: {conv: gat}}",
+        "{particle_net: {dynamic: true}}",
+        "{particle_net: {dynamic: false}}",
+    ];
+    for model in models {
+        let dir = tempfile::tempdir().unwrap();
+        let text = yaml(&dir.path().join("r"), "  epochs: 6\n")
+            .replace("{resnet_pc: 256_S}", model)
+            .replace("neighbours: false", "neighbours: true");
+        let h = train(&text, &quiet_opts()).state.history;
+        let last = (h[4].train_loss + h[5].train_loss) / 2.0;
+        assert!(
+            last < h[0].train_loss,
+            "{model}: loss did not fall: {:?}",
+            h.iter().map(|e| e.train_loss).collect::<Vec<_>>()
+        );
+        assert!(dir.path().join("r/best/model.bpk").exists());
+    }
+}
+
+/// A graph network without the graph is refused with the fix.
+#[test]
+fn graph_networks_need_the_neighbours() {
+    let text = yaml(Path::new("/tmp/x"), "").replace("{resnet_pc: 256_S}", "{gnn: {conv: gcn}}");
+    let spec = parse_train(&text, "t.yaml").unwrap();
+    let e = train_error(&spec, &text);
+    assert!(e.contains("set `neighbours: true`"), "{e}");
+    let text = yaml(Path::new("/tmp/x"), "")
+        .replace(
+            "{resnet_pc: 256_S}",
+            "{gnn: {conv: gat, widths: [64, 30, 64]}}",
+        )
+        .replace("neighbours: false", "neighbours: true");
+    let spec = parse_train(&text, "t.yaml").unwrap();
+    let e = train_error(&spec, &text);
+    assert!(e.contains("multiple of `heads`"), "{e}");
+}
+
 #[test]
 fn features_baseline_trains_on_the_jets_table() {
     let dir = tempfile::tempdir().unwrap();
@@ -339,6 +385,8 @@ fn committed_training_and_loader_yamls_are_valid() {
         "pipelines/qg_train_baseline.yaml",
         "pipelines/qg_train_baseline_image.yaml",
         "pipelines/qg_train_agg256s.yaml",
+        "pipelines/qg_train_gnn.yaml",
+        "pipelines/qg_train_particlenet.yaml",
     ] {
         let s = jetpipe::train::spec::load_train(&root().join(f)).unwrap();
         assert_eq!(s.loader.dataset, Path::new("out/qg1024"), "{f}");

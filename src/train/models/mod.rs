@@ -6,6 +6,8 @@
 
 pub mod agg_transformer;
 pub mod baseline;
+pub mod gnn;
+pub mod particle_net;
 pub mod resnet_pc;
 
 use crate::error::{Error, Result};
@@ -16,7 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Which model to train (the `model:` key of the training YAML).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelSpec {
     /// ResNet-PC of e2e_sparse, e.g. `{resnet_pc: 1024_S}`.
@@ -26,6 +28,11 @@ pub enum ModelSpec {
     /// e2e_sparse's Aggregation Transformer, e.g.
     /// `{aggregation_transformer: {variant: 256_S, mask: true}}`.
     AggregationTransformer(agg_transformer::AggConfig),
+    /// A GCN, GraphSAGE, GIN or GAT classifier on the stored kNN graph, e.g.
+    /// `{gnn: {conv: gcn}}`.
+    Gnn(gnn::GnnConfig),
+    /// ParticleNet (EdgeConv blocks), e.g. `{particle_net: {dynamic: true}}`.
+    ParticleNet(particle_net::ParticleNetConfig),
 }
 
 /// Something done with a model type: the registry calls [`ModelVisitor::visit`] with the
@@ -56,6 +63,14 @@ impl ModelSpec {
                 let make = move |d: &Device, x: Dims| agg_transformer::AggTransformer::new(c, x, d);
                 v.visit(&title, c.needs(), &make)
             }
+            ModelSpec::Gnn(c) => {
+                let make = move |d: &Device, x: Dims| gnn::Gnn::new(c, x, d);
+                v.visit(&title, c.needs(), &make)
+            }
+            ModelSpec::ParticleNet(c) => {
+                let make = move |d: &Device, x: Dims| particle_net::ParticleNet::new(c, x, d);
+                v.visit(&title, c.needs(), &make)
+            }
         }
     }
 
@@ -65,6 +80,8 @@ impl ModelSpec {
             ModelSpec::ResnetPc(v) => format!("ResNet-PC {}", v.name()),
             ModelSpec::FeaturesBaseline => "features baseline".into(),
             ModelSpec::AggregationTransformer(c) => c.title(),
+            ModelSpec::Gnn(c) => c.title(),
+            ModelSpec::ParticleNet(c) => c.title(),
         }
     }
 
@@ -86,12 +103,21 @@ impl ModelSpec {
             ModelSpec::ResnetPc(v) => Some(v.resolution()),
             ModelSpec::FeaturesBaseline => None,
             ModelSpec::AggregationTransformer(c) => Some(c.variant.resolution()),
+            ModelSpec::Gnn(_) | ModelSpec::ParticleNet(_) => None,
         }
     }
 
     /// Refuses loader settings this model cannot train on (a resolution it is not made for,
-    /// or no neighbours for a model that reads them).
+    /// or no neighbours for a model that reads them) and sizes it cannot be built with.
     pub fn check(&self, loader: &LoaderSpec) -> Result<()> {
+        let invalid = match self {
+            ModelSpec::Gnn(c) => c.invalid(),
+            ModelSpec::ParticleNet(c) => c.invalid(loader.resolution),
+            _ => None,
+        };
+        if let Some(e) = invalid {
+            return Err(Error::Config(format!("model {}: {e}", self.title())));
+        }
         if let Some(r) = self.resolution()
             && r != loader.resolution
         {

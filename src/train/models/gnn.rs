@@ -1,0 +1,272 @@
+//! Graph neural network classifiers on the stored kNN graphs, in the form of GINIE's
+//! (tanishmohokar/ML4SCI_GSOC25_GINIE_DIFFUSION, `GNN_Classification_Common_Task_02`) GCN,
+//! GraphSAGE, GIN and GAT models: three graph convolutions (64 → 128 → 64 by default), each
+//! followed by ReLU, a masked global mean (or max) pool over the jet's points, the run's jet
+//! inputs beside it, then Linear(·, 16) → ReLU → Linear(16, 1). GINIE rebuilds its graphs from
+//! the images every run; here they are the loader's `[B, R, k]` lists, read as stored
+//! (directed: a point aggregates over its own k nearest neighbours).
+//!
+//! YAML: `{gnn: {conv: gcn}}`; `sage`, `gin` and `gat` likewise; optional `widths`, `head`,
+//! `heads` (GAT: the widths are split over the heads and the heads concatenated, so the
+//! layer widths stay those of `widths`), `eps` (GIN), `pool` and `dropout` (before the head).
+
+use crate::train::contract::{Classifier, Dims, Inputs, Needs};
+use crate::train::nn::graph::{Graph, max_pool, mean_pool};
+use crate::train::nn::message::{GatConv, GcnConv, GinConv, SageConv};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Which graph convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvKind {
+    /// PyG `GCNConv` (symmetric normalisation, self-loops).
+    Gcn,
+    /// PyG `SAGEConv` with mean aggregation.
+    Sage,
+    /// PyG `GINConv` with a two-layer MLP.
+    Gin,
+    /// PyG `GATConv` (multi-head attention over the neighbours and the point itself).
+    Gat,
+}
+
+/// Global pooling over a jet's points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Pool {
+    /// Mean over the real points (GINIE).
+    Mean,
+    /// Maximum over the real points.
+    Max,
+}
+
+/// The model's YAML.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GnnConfig {
+    /// The graph convolution.
+    pub conv: ConvKind,
+    /// Output widths of the three convolutions.
+    #[serde(default = "widths")]
+    pub widths: [usize; 3],
+    /// Width of the head's hidden layer.
+    #[serde(default = "head")]
+    pub head: usize,
+    /// GAT: attention heads (each convolution's width must be a multiple).
+    #[serde(default = "heads")]
+    pub heads: usize,
+    /// GIN: ε (fixed, as PyG's default `train_eps=False`).
+    #[serde(default)]
+    pub eps: f64,
+    /// Global pooling.
+    #[serde(default = "mean")]
+    pub pool: Pool,
+    /// Dropout before the head (0: none).
+    #[serde(default)]
+    pub dropout: f64,
+}
+
+fn widths() -> [usize; 3] {
+    [64, 128, 64]
+}
+fn head() -> usize {
+    16
+}
+fn heads() -> usize {
+    4
+}
+fn mean() -> Pool {
+    Pool::Mean
+}
+
+impl GnnConfig {
+    /// E.g. `GNN gcn 64-128-64`.
+    pub fn title(&self) -> String {
+        let [a, b, c] = self.widths;
+        let conv = serde_json::to_value(self.conv)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_uppercase))
+            .unwrap_or_default();
+        format!("GNN {conv} {a}-{b}-{c}")
+    }
+
+    /// Points, their mask and the kNN graph.
+    pub fn needs(&self) -> Needs {
+        Needs {
+            points: true,
+            mask: true,
+            neighbours: true,
+            all_jet_inputs_by_default: false,
+        }
+    }
+
+    /// Sizes the layers cannot be built with, as a message.
+    pub fn invalid(&self) -> Option<String> {
+        if self.widths.contains(&0) || self.head == 0 {
+            return Some("gnn: `widths` and `head` must be positive".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Some(format!("gnn: `dropout` {} is not in [0, 1)", self.dropout));
+        }
+        if self.conv == ConvKind::Gat
+            && (self.heads == 0 || self.widths.iter().any(|w| w % self.heads != 0))
+        {
+            return Some(format!(
+                "gnn: every width of {:?} must be a multiple of `heads` ({})",
+                self.widths, self.heads
+            ));
+        }
+        None
+    }
+}
+
+/// One graph convolution of any kind.
+#[derive(Module, Debug)]
+#[allow(missing_docs)]
+pub enum Conv {
+    Gcn(GcnConv),
+    Sage(SageConv),
+    Gin(GinConv),
+    Gat(GatConv),
+}
+
+impl Conv {
+    fn new(cfg: &GnnConfig, i: usize, o: usize, device: &Device) -> Self {
+        match cfg.conv {
+            ConvKind::Gcn => Conv::Gcn(GcnConv::new(i, o, device)),
+            ConvKind::Sage => Conv::Sage(SageConv::new(i, o, device)),
+            ConvKind::Gin => Conv::Gin(GinConv::new(i, o, cfg.eps, device)),
+            ConvKind::Gat => Conv::Gat(GatConv::new(i, o / cfg.heads, cfg.heads, device)),
+        }
+    }
+
+    fn forward(&self, x: Tensor<3>, g: &Graph) -> Tensor<3> {
+        match self {
+            Conv::Gcn(c) => c.forward(x, g),
+            Conv::Sage(c) => c.forward(x, g),
+            Conv::Gin(c) => c.forward(x, g),
+            Conv::Gat(c) => c.forward(x, g),
+        }
+    }
+}
+
+/// A GINIE-style GNN classifier.
+#[derive(Module, Debug)]
+pub struct Gnn {
+    convs: Vec<Conv>,
+    dropout: Dropout,
+    hidden: Linear,
+    out: Linear,
+    max_pool: bool,
+}
+
+impl Gnn {
+    /// A model of `cfg` for the sizes `dims` (any resolution).
+    pub fn new(cfg: GnnConfig, dims: Dims, device: &Device) -> Self {
+        let mut i = dims.features;
+        let mut convs = Vec::new();
+        for &o in &cfg.widths {
+            convs.push(Conv::new(&cfg, i, o, device));
+            i = o;
+        }
+        Self {
+            convs,
+            dropout: DropoutConfig::new(cfg.dropout).init(),
+            hidden: LinearConfig::new(i + dims.jet_inputs, cfg.head).init(device),
+            out: LinearConfig::new(cfg.head, 1).init(device),
+            max_pool: cfg.pool == Pool::Max,
+        }
+    }
+
+    /// Logits `[B]` of points `[B, R, F]` on graph `g`, with jet inputs `[B, J]`.
+    pub fn forward(&self, points: Tensor<3>, g: &Graph, jets: Option<Tensor<2>>) -> Tensor<1> {
+        let mut x = g.keep_points(points);
+        for c in &self.convs {
+            x = relu(c.forward(x, g));
+        }
+        let x = if self.max_pool {
+            max_pool(x, g.mask.clone())
+        } else {
+            mean_pool(x, g.mask.clone())
+        };
+        let x = match jets {
+            Some(j) => Tensor::cat(vec![x, j], 1),
+            None => x,
+        };
+        let x = relu(self.hidden.forward(self.dropout.forward(x)));
+        self.out.forward(x).squeeze_dim::<1>(1)
+    }
+}
+
+impl Classifier for Gnn {
+    fn logits(&self, x: &Inputs) -> Tensor<1> {
+        self.forward(x.points(), &Graph::of(x), x.jets.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(conv: ConvKind) -> GnnConfig {
+        serde_json::from_value(serde_json::json!({ "conv": conv })).unwrap()
+    }
+
+    /// Trainable parameters of GINIE's models with PyG's layer shapes: F inputs, widths
+    /// 64/128/64, head 16, no jet inputs.
+    #[test]
+    fn parameter_counts_match_the_pyg_layers() {
+        let device = Device::flex();
+        let f = 5;
+        let dims = Dims {
+            features: f,
+            jet_inputs: 0,
+            resolution: 256,
+        };
+        let lin = |i: usize, o: usize, bias: bool| i * o + if bias { o } else { 0 };
+        let head = lin(64, 16, true) + lin(16, 1, true);
+        let pairs = [(f, 64), (64, 128), (128, 64)];
+        let sum = |layer: &dyn Fn(usize, usize) -> usize| {
+            pairs.iter().map(|&(i, o)| layer(i, o)).sum::<usize>() + head
+        };
+        let want = [
+            // GCNConv: lin (no bias) + bias.
+            (ConvKind::Gcn, sum(&|i, o| lin(i, o, false) + o)),
+            // SAGEConv: lin_l (bias) + lin_r (no bias).
+            (
+                ConvKind::Sage,
+                sum(&|i, o| lin(i, o, true) + lin(i, o, false)),
+            ),
+            // GINConv: Linear(i, o) + Linear(o, o).
+            (
+                ConvKind::Gin,
+                sum(&|i, o| lin(i, o, true) + lin(o, o, true)),
+            ),
+            // GATConv, 4 heads of o/4: lin (no bias) + att_src + att_dst + bias.
+            (ConvKind::Gat, sum(&|i, o| lin(i, o, false) + 3 * o)),
+        ];
+        for (kind, n) in want {
+            let m = Gnn::new(cfg(kind), dims, &device);
+            assert_eq!(m.trainable_params(), n, "{kind:?}");
+        }
+        assert_eq!(
+            want[0].1,
+            5 * 64 + 64 + 64 * 128 + 128 + 128 * 64 + 64 + 64 * 16 + 16 + 17
+        );
+    }
+
+    #[test]
+    fn bad_sizes_are_refused() {
+        let mut c = cfg(ConvKind::Gat);
+        c.widths = [64, 130, 64];
+        assert!(c.invalid().unwrap().contains("multiple of `heads`"));
+        assert!(cfg(ConvKind::Gcn).invalid().is_none());
+        let e = serde_json::from_value::<GnnConfig>(serde_json::json!({"conv": "gcn", "width": 3}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `width`"), "{e}");
+    }
+}
