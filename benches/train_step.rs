@@ -12,7 +12,8 @@
 //! Run: `.ci/with-tools cargo bench --bench train_step`. `TRAIN_STEP_VARIANTS=1024_M,512_M`
 //! picks the ResNet-PC variants of the first table (`none` skips it); `TRAIN_STEP_MODELS`
 //! picks models of the second as JSON model specs separated by `;` (default: every model
-//! family); `TRAIN_STEP_SECS` (default 10) is the time spent per variant and path;
+//! family); `TRAIN_STEP_RESOLUTION` (default 256) is the resolution of the models made for
+//! any (the GNNs); `TRAIN_STEP_SECS` (default 10) is the time spent per variant and path;
 //! `TRAIN_STEP_ONLY_ROWS=1` skips the modules baseline (for profiling).
 
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
@@ -225,14 +226,18 @@ fn registered_models(secs: f64, threads: usize) {
     .join(";");
     let list = std::env::var("TRAIN_STEP_MODELS").unwrap_or(default);
     let reference = ModelSpec::ResnetPc(Variant::R1024M);
+    let any_resolution: u32 = std::env::var("TRAIN_STEP_RESOLUTION")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256);
     println!();
     println!(
-        "registered models, one training step, batch {BATCH}, {FEATURES} point features, {threads} threads"
+        "registered models, one training step, batch {BATCH}, {FEATURES} point features, {threads} threads; resolution {any_resolution} for models made for any"
     );
     let time = |m: &ModelSpec| {
         m.visit(TimeStep {
             secs,
-            resolution: m.resolution().unwrap_or(256) as usize,
+            resolution: m.resolution().unwrap_or(any_resolution) as usize,
         })
     };
     let base = time(&reference);

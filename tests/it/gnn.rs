@@ -146,6 +146,14 @@ fn graph_layers_match_the_numpy_reference_of_the_pyg_formulas() {
     case["sage"] = json!({"lin_l": weight(&sage.lin_l), "lin_r": weight(&sage.lin_r),
         "out": vals(sage.forward(x.clone(), &g))});
 
+    // Narrowing layers aggregate after their linear map (the other branch).
+    let gcn = GcnConv::new(F, 3, &device);
+    case["gcn_narrowing"] = json!({"lin": weight(&gcn.lin), "bias": param1(&gcn.bias),
+        "out": vals(gcn.forward(x.clone(), &g))});
+    let sage = SageConv::new(F, 3, &device);
+    case["sage_narrowing"] = json!({"lin_l": weight(&sage.lin_l), "lin_r": weight(&sage.lin_r),
+        "out": vals(sage.forward(x.clone(), &g))});
+
     let gin = GinConv::new(F, 6, 0.25, &device);
     case["gin"] = json!({"lin1": weight(&gin.lin1), "lin2": weight(&gin.lin2), "eps": gin.eps,
         "out": vals(gin.forward(x.clone(), &g))});

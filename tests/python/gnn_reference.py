@@ -101,9 +101,9 @@ def batch_norm_train(y, p):
 
 
 def edgeconv(c, p):
-    """weaver-core EdgeConvBlock: edge features [x_i, x_j - x_i] for each listed slot, 1x1 conv
-    (no bias) -> BatchNorm (batch statistics over every (point, slot) row of the batch, as
-    weaver-core's BatchNorm2d) -> ReLU per width, mean over the real neighbours (0 for none),
+    """weaver-core EdgeConvBlock: edge features [x_i, x_j - x_i] for each listed slot (x_j = 0
+    for a padding entry), 1x1 conv (no bias) -> BatchNorm (batch statistics over every
+    (point, slot) row of the batch, as weaver-core's BatchNorm2d) -> ReLU per width, mean over the real neighbours (0 for none),
     shortcut (1x1 conv + BatchNorm over every point when the width changes), ReLU."""
     B, R, K = c["B"], c["R"], c["K"]
     f = p["F"]
@@ -111,7 +111,9 @@ def edgeconv(c, p):
     idx = np.asarray(c["idx"]).reshape(B, R, K) + (np.arange(B) * R)[:, None, None]
     nm = np.asarray(c["nm"]).reshape(B * R, K) * np.asarray(c["mask"]).reshape(B * R, 1)
     xi = np.repeat(x[:, None, :], K, axis=1)
-    xj = x[idx.reshape(B * R, K)]
+    # A padding entry is a zero neighbour (weaver-core: a padded particle, features 0).
+    x_ext = np.vstack([x, np.zeros((1, f))])
+    xj = x_ext[np.where(nm > 0, idx.reshape(B * R, K), B * R)]
     e = np.concatenate([xi, xj - xi], axis=2).reshape(B * R * K, 2 * f)
     for conv, bn in zip(p["convs"], p["bns"]):
         e = np.maximum(batch_norm_train(linear(conv, e), bn), 0)
@@ -136,6 +138,8 @@ def main():
     layers = {
         "gcn": lambda: gcn(x, src, dst, c["gcn"]),
         "sage": lambda: sage(x, src, dst, c["sage"]),
+        "gcn_narrowing": lambda: gcn(x, src, dst, c["gcn_narrowing"]),
+        "sage_narrowing": lambda: sage(x, src, dst, c["sage_narrowing"]),
         "gin": lambda: gin(x, src, dst, c["gin"]),
         "gat": lambda: gat(x, src, dst, c["gat"]),
         "edgeconv": lambda: edgeconv(c, c["edgeconv"]),

@@ -9,11 +9,13 @@
 
 use crate::train::contract::Inputs;
 use burn::prelude::*;
+use burn::tensor::IndexingUpdateOp;
 
 /// A batch of fixed-k neighbour lists.
 #[derive(Debug, Clone)]
 pub struct Graph {
-    /// `[B·R·k]` row of each neighbour in the flattened `[B·R, F]` features.
+    /// `[B·R·k]` row of each neighbour in the flattened `[B·R, F]` features; padding entries
+    /// hold `B·R`, the zero row that [`Graph::gather`] appends.
     flat: Tensor<1, Int>,
     /// `[B, R, k]` 1.0 for a real neighbour of a real point, else 0.0.
     pub neighbour_mask: Tensor<3>,
@@ -21,6 +23,9 @@ pub struct Graph {
     pub mask: Tensor<2>,
     /// `[B, R, k]` neighbour indices within the jet.
     pub neighbours: Tensor<3, Int>,
+    /// `[B, R, R]` adjacency (row i: 1 at each real neighbour of point i), when built by
+    /// [`Graph::with_adjacency`]: sums over neighbours become one batched matrix product.
+    adjacency: Option<Tensor<3>>,
 }
 
 impl Graph {
@@ -29,18 +34,39 @@ impl Graph {
     pub fn new(neighbours: Tensor<3, Int>, neighbour_mask: Tensor<3>, mask: Tensor<2>) -> Self {
         let [b, r, k] = neighbours.dims();
         let device = neighbours.device();
+        // A real neighbour of a padding point does not exist either.
+        let neighbour_mask = neighbour_mask * mask.clone().reshape([b, r, 1]);
         let offsets = Tensor::<1, Int>::arange(0..b as i64, &device)
             .mul_scalar(r as i64)
             .reshape([b, 1, 1]);
-        let flat = (neighbours.clone() + offsets).reshape([b * r * k]);
-        // A real neighbour of a padding point does not exist either.
-        let neighbour_mask = neighbour_mask * mask.clone().reshape([b, r, 1]);
+        // Padding entries read row B·R, a zero row appended by `gather`.
+        let flat = (neighbours.clone() + offsets)
+            .mask_fill(neighbour_mask.clone().lower_elem(0.5), (b * r) as i64)
+            .reshape([b * r * k]);
         Self {
             flat,
             neighbour_mask,
             mask,
             neighbours,
+            adjacency: None,
         }
+    }
+
+    /// The graph with its dense `[B, R, R]` adjacency, which [`Graph::gather_sum`] and
+    /// [`Graph::gather_mean`] then use: a batched product of `O(R²F)` instead of a gather of
+    /// `O(RkF)` that materialises `[B, R, k, F]` (faster on the CPU where R is small enough;
+    /// `benches/train_step.rs` measures both).
+    pub fn with_adjacency(mut self) -> Self {
+        let [b, r, _] = self.dims();
+        let device = self.mask.device();
+        let a = Tensor::<3>::zeros([b, r, r], &device).scatter(
+            2,
+            self.neighbours.clone(),
+            self.neighbour_mask.clone().detach(),
+            IndexingUpdateOp::Add,
+        );
+        self.adjacency = Some(a);
+        self
     }
 
     /// The stored kNN graph of a batch (the model declared `Needs::neighbours` and
@@ -62,14 +88,31 @@ impl Graph {
         self.neighbours.dims()
     }
 
-    /// Neighbour features `[B, R, k, F]` of point features `[B, R, F]` (padding entries hold
-    /// whatever their index points at; reductions below mask them).
+    /// Neighbour features `[B, R, k, F]` of point features `[B, R, F]`; padding entries are
+    /// zeros.
     pub fn gather(&self, x: Tensor<3>) -> Tensor<4> {
         let [b, r, k] = self.dims();
         let f = x.dims()[2];
-        x.reshape([b * r, f])
+        let zero = Tensor::<2>::zeros([1, f], &x.device());
+        Tensor::cat(vec![x.reshape([b * r, f]), zero], 0)
             .select(0, self.flat.clone())
             .reshape([b, r, k, f])
+    }
+
+    /// Sum of the real neighbours' features `[B, R, F]` (the gathered padding entries are
+    /// zeros, so no mask is applied).
+    pub fn gather_sum(&self, x: Tensor<3>) -> Tensor<3> {
+        if let Some(a) = &self.adjacency {
+            return a.clone().matmul(x);
+        }
+        let [b, r, _] = self.dims();
+        let f = x.dims()[2];
+        self.gather(x).sum_dim(2).reshape([b, r, f])
+    }
+
+    /// Mean of the real neighbours' features `[B, R, F]` (0 for a point without neighbours).
+    pub fn gather_mean(&self, x: Tensor<3>) -> Tensor<3> {
+        self.gather_sum(x) / self.degree().clamp_min(1.0)
     }
 
     /// `[B, R, k, 1]` neighbour mask, to broadcast over features.
@@ -206,10 +249,14 @@ mod tests {
             &device,
         );
         let s = vec3(g.sum(g.gather(x.clone())));
+        assert_eq!(vec3(g.gather_sum(x.clone())), s);
+        let dense = g.clone().with_adjacency();
+        assert_eq!(vec3(dense.gather_sum(x.clone())), s);
         // Jet 0: point 0 ← 1, 2; point 1 ← 0, 2; point 2 ← 0 only; point 3 is padding.
         // Jet 1: point 0 has no neighbours; the rest is padding whatever the lists say.
         assert_eq!(s, [110.0, 101.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
-        let m = vec3(g.mean(g.gather(x)));
+        let m = vec3(g.mean(g.gather(x.clone())));
+        assert_eq!(vec3(g.gather_mean(x)), m);
         assert_eq!(m, [55.0, 50.5, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
         assert_eq!(vec3(g.degree()), [2.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
     }

@@ -41,11 +41,18 @@ impl GcnConv {
 
     /// `[B, R, i]` → `[B, R, o]`.
     pub fn forward(&self, x: Tensor<3>, g: &Graph) -> Tensor<3> {
-        let h = rows(&self.lin, x);
         let inv = (g.degree() + 1.0).sqrt().recip(); // d^{-1/2}, [B, R, 1]
-        let from_neighbours = g.sum(g.gather(h.clone() * inv.clone())) * inv.clone();
-        let out = from_neighbours + h * inv.powi_scalar(2) + self.bias.val().reshape([1, 1, -1]);
-        g.keep_points(out)
+        let propagate = |v: Tensor<3>| {
+            g.gather_sum(v.clone() * inv.clone()) * inv.clone() + v * inv.clone().powi_scalar(2)
+        };
+        // Θ is linear: propagate on the narrower side of it.
+        let [i, o] = self.lin.weight.dims();
+        let out = if i <= o {
+            rows(&self.lin, propagate(x))
+        } else {
+            propagate(rows(&self.lin, x))
+        };
+        g.keep_points(out + self.bias.val().reshape([1, 1, -1]))
     }
 }
 
@@ -69,8 +76,19 @@ impl SageConv {
 
     /// `[B, R, i]` → `[B, R, o]`.
     pub fn forward(&self, x: Tensor<3>, g: &Graph) -> Tensor<3> {
-        let agg = g.mean(g.gather(x.clone()));
-        g.keep_points(rows(&self.lin_l, agg) + rows(&self.lin_r, x))
+        // W₁ is linear: average on the narrower side of it (b is added after).
+        let [i, o] = self.lin_l.weight.dims();
+        let neighbours = if i <= o {
+            rows(&self.lin_l, g.gather_mean(x.clone()))
+        } else {
+            let w = self.lin_l.weight.val().unsqueeze_dim::<3>(0);
+            let mean = g.gather_mean(x.clone().matmul(w));
+            match &self.lin_l.bias {
+                Some(bias) => mean + bias.val().reshape([1, 1, -1]),
+                None => mean,
+            }
+        };
+        g.keep_points(neighbours + rows(&self.lin_r, x))
     }
 }
 
@@ -98,7 +116,7 @@ impl GinConv {
 
     /// `[B, R, i]` → `[B, R, o]`.
     pub fn forward(&self, x: Tensor<3>, g: &Graph) -> Tensor<3> {
-        let s = g.sum(g.gather(x.clone())) + x * (1.0 + self.eps);
+        let s = g.gather_sum(x.clone()) + x * (1.0 + self.eps);
         g.keep_points(rows(&self.lin2, relu(rows(&self.lin1, s))))
     }
 }
@@ -183,8 +201,10 @@ impl GatConv {
 /// ParticleNet's `EdgeConvBlock` (weaver-core): edge features `[x_i, x_j − x_i]`, then per
 /// width a 1×1 convolution (no bias) → BatchNorm → ReLU, the mean over the real neighbours,
 /// a shortcut (1×1 convolution + BatchNorm when the width changes, else the input), ReLU.
-/// Batch statistics in training include padding points' rows (all zeros), as in
-/// weaver-core; in evaluation a jet's output does not depend on its padding.
+/// A padding entry of a neighbour list is a zero neighbour (edge `[x_i, −x_i]`, as weaver-core's
+/// padded particles); it is left out of the mean but, like the padding points' rows (all
+/// zeros), it enters the batch statistics in training, as in weaver-core. In evaluation a
+/// jet's output does not depend on its padding.
 #[derive(Module, Debug)]
 pub struct EdgeConv {
     /// The 1×1 convolutions on edge features (no bias).
