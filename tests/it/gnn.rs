@@ -95,6 +95,10 @@ fn run_reference(case: &Value) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("case.json");
     std::fs::write(&path, serde_json::to_vec(case).unwrap()).unwrap();
+    // Kept for benches/gnn_pyg_check.py (PyTorch Geometric's own layers) when asked.
+    if let Ok(keep) = std::env::var("JETPIPE_GNN_CASE") {
+        std::fs::copy(&path, keep).unwrap();
+    }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/gnn_reference.py");
     let out = Command::new("python3")
         .arg(&script)
