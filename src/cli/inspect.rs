@@ -52,8 +52,7 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
 
 fn inspect_hdf5(args: &InspectArgs) -> Result<()> {
     let path = &args.path;
-    let file = hdf5::File::open(path)
-        .map_err(|e| Error::source(path, format!("cannot open as HDF5: {e}")))?;
+    let file = crate::source::open_read_only(path)?;
     println!("{} ({:.2} MB)", path.display(), file.size() as f64 / 1e6);
     let names = file.member_names().unwrap_or_default();
     for name in &names {

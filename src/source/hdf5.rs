@@ -199,11 +199,21 @@ fn geometry_of(shape: &[usize], layout: Layout) -> ImageGeometry {
     }
 }
 
+/// Opens a source read-only without HDF5's file lock: jetpipe never writes sources, and the
+/// lock fails on shared filesystems and wherever another process holds the file open for
+/// writing, including a child process that inherited a writer's descriptor (HDF5 opens
+/// without `O_CLOEXEC`), which made a test fail with "unable to lock file, errno = 11".
+pub fn open_read_only(path: &Path) -> Result<hdf5::File> {
+    hdf5::File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .open(path)
+        .map_err(|e| Error::source(path, format!("cannot open as HDF5: {e}")))
+}
+
 impl SourceFile {
     fn open(path: &Path, cfg: &SourceConfig) -> Result<Self> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        let file = hdf5::File::open(path)
-            .map_err(|e| Error::source(path, format!("cannot open as HDF5: {e}")))?;
+        let file = open_read_only(path)?;
         let names = &cfg.datasets;
         let images = open_dataset(&file, path, &names.images)?;
         let shape = images.shape();

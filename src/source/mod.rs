@@ -2,5 +2,6 @@
 
 pub mod chunks;
 mod hdf5;
+pub use hdf5::open_read_only;
 
 pub use self::hdf5::{Hdf5Source, ImageGeometry, RawJets, SourceFile, expand_files, mtime_ns};

@@ -368,3 +368,26 @@ fn writer_panic_ends_the_run_and_resume_completes() {
         assert!(m.units.iter().all(|u| u.unit != 7) && m.units.len() >= 7);
     });
 }
+
+/// A source opens while another process holds a writer's lock on it: jetpipe opens sources
+/// without HDF5's file lock. The child here inherits the writer's descriptor (HDF5 does not
+/// open files close-on-exec) and keeps its lock after the writer closed, which is how the
+/// loader's fixture once failed with "unable to lock file, errno = 11"; a plain
+/// `hdf5::File::open` still fails in that state, `source::open_read_only` does not.
+#[test]
+fn a_source_opens_while_another_process_holds_a_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("held.h5");
+    let writer = hdf5::File::create(&path).unwrap();
+    let mut child = {
+        let _guard = FIXTURES.lock().unwrap_or_else(|e| e.into_inner());
+        Command::new("sleep").arg("30").spawn().unwrap()
+    };
+    drop(writer);
+    let plain = hdf5::File::open(&path).map(|_| ());
+    let ours = jetpipe::source::open_read_only(&path).map(|_| ());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(plain.is_err(), "the lock was not held: the test shows nothing");
+    ours.unwrap();
+}
