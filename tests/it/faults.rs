@@ -388,6 +388,9 @@ fn a_source_opens_while_another_process_holds_a_write_lock() {
     let ours = jetpipe::source::open_read_only(&path).map(|_| ());
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(plain.is_err(), "the lock was not held: the test shows nothing");
+    assert!(
+        plain.is_err(),
+        "the lock was not held: the test shows nothing"
+    );
     ours.unwrap();
 }
