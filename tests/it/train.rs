@@ -230,7 +230,8 @@ fn aggregation_transformer_learns() {
 }
 
 /// Every graph network learns on the tiny sample from the stored kNN graphs: the mean loss of
-/// the last two epochs is below the first epoch's.
+/// the last two epochs is below the first epoch's, and `eval` reproduces the best validation
+/// AUC from the saved model.
 #[test]
 fn graph_networks_learn_from_the_stored_graphs() {
     let models = [
@@ -248,7 +249,12 @@ fn graph_networks_learn_from_the_stored_graphs() {
         let text = yaml(&dir.path().join("r"), "  epochs: 6\n")
             .replace("{resnet_pc: 256_S}", model)
             .replace("neighbours: false", "neighbours: true");
-        let h = train(&text, &quiet_opts()).state.history;
+        let run_dir = dir.path().join("r");
+        let s = train(&text, &quiet_opts());
+        // `eval` rebuilds the model with its graph input and scores the validation jets as
+        // the best epoch did.
+        assert_val_eval_is_the_best_val_auc(&run_dir, &s);
+        let h = s.state.history;
         let last = (h[4].train_loss + h[5].train_loss) / 2.0;
         assert!(
             last < h[0].train_loss,
