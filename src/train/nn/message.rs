@@ -253,10 +253,18 @@ impl EdgeConv {
     pub fn forward(&self, x: Tensor<3>, g: &Graph) -> Tensor<3> {
         let [b, r, k] = g.dims();
         let f = x.dims()[2];
-        let xi = x.clone().reshape([b, r, 1, f]).expand([b, r, k, f]);
-        let xj = g.gather(x.clone());
-        let mut e = Tensor::cat(vec![xi.clone(), xj - xi], 3).reshape([b * r * k, 2 * f]);
-        for (conv, bn) in self.convs.iter().zip(&self.bns) {
+        // The first convolution of `[x_i, x_j − x_i]` with W = [W_a; W_b] is
+        // x_i (W_a − W_b) + x_j W_b: two products per point instead of one per edge, and the
+        // edge tensor is never built (a padding entry gathers 0, i.e. x_j = 0).
+        let w = self.convs[0].weight.val();
+        let (wa, wb) = (w.clone().narrow(0, 0, f), w.narrow(0, f, f));
+        let c0 = wb.dims()[1];
+        let rows = x.clone().reshape([b * r, f]);
+        let own = rows.clone().matmul(wa - wb.clone()).reshape([b, r, 1, c0]);
+        let neighbour = g.gather(rows.matmul(wb).reshape([b, r, c0]));
+        let mut e = (neighbour + own).reshape([b * r * k, c0]);
+        e = relu(self.bns[0].forward(e));
+        for (conv, bn) in self.convs.iter().zip(&self.bns).skip(1) {
             e = relu(bn.forward(conv.forward(e)));
         }
         let c = e.dims()[1];
