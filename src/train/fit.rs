@@ -98,6 +98,18 @@ fn rate(spec: &TrainSpec, st: &TrainState, total: usize) -> f64 {
     }
 }
 
+/// Refuses a dataset without kNN graphs for a model that reads them.
+fn require_graph(title: &str, needs: Needs, loader: &Loader, dataset: &Path) -> Result<()> {
+    if needs.neighbours && loader.knn_k() == 0 {
+        return Err(Error::Config(format!(
+            "model {title} reads the kNN graph, but dataset {} has none (it was converted with \
+             `stages.knn: null`)",
+            dataset.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Trains the model `make` builds (`title` names it in output and plots; it reads `needs`)
 /// as `spec` says.
 pub fn fit<M: Classifier>(
@@ -111,6 +123,7 @@ pub fn fit<M: Classifier>(
     let plain = device(spec.device)?;
     let device = plain.clone().autodiff();
     let train = Loader::open(&spec.loader_for(Subset::Train))?;
+    require_graph(title, needs, &train, &spec.loader.dataset)?;
     let val = Loader::open(&spec.loader_for(Subset::Val))?;
     let resume_from = if opts.resume {
         Some(checkpoint::find(run, "last").ok_or_else(|| Error::Output {
@@ -364,12 +377,13 @@ pub fn score(
     }
     impl crate::train::models::ModelVisitor for Score<'_> {
         type Out = Result<(Vec<f32>, Vec<i8>, Vec<u64>)>;
-        fn visit<M: Classifier>(self, _: &str, needs: Needs, make: Make<M>) -> Self::Out {
+        fn visit<M: Classifier>(self, title: &str, needs: Needs, make: Make<M>) -> Self::Out {
+            let l = crate::loader::Loader::open(self.loader)?;
+            require_graph(title, needs, &l, &self.loader.dataset)?;
             let jets =
                 crate::train::run::jet_table(self.spec, self.run, &self.loader.dataset, false)?;
             let dims = dims(self.spec, jets.as_ref());
             let model = load_model(self.run, "best", make, dims, self.device)?;
-            let l = crate::loader::Loader::open(self.loader)?;
             predict(&model, needs, &l, jets.as_ref(), self.device)
         }
     }

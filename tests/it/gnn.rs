@@ -44,7 +44,7 @@ fn bn(b: &BatchNorm) -> Value {
 
 /// Random neighbour lists: each real point lists `min(K, n − 1)` distinct other real points
 /// of its jet (a deterministic shuffle), padding entries point at the point itself (as the
-/// loader's) and padding points list arbitrary indices with mask 0.
+/// loader's) or anywhere, and padding points list arbitrary indices with mask 0.
 fn lists() -> (Vec<i64>, Vec<f32>, Vec<f32>) {
     let mut idx = vec![0i64; B * R * K];
     let mut nm = vec![0f32; B * R * K];
@@ -69,7 +69,9 @@ fn lists() -> (Vec<i64>, Vec<f32>, Vec<f32>) {
             let mut others: Vec<usize> = (0..n).filter(|&p| p != i).collect();
             for s in 0..K {
                 if others.is_empty() {
-                    idx[row + s] = i as i64;
+                    // Padding entries: the point itself (the loader's convention) or any
+                    // index, padding points (large random values) included.
+                    idx[row + s] = if s % 2 == 0 { i as i64 } else { next(R) as i64 };
                 } else {
                     idx[row + s] = others.swap_remove(next(others.len())) as i64;
                     nm[row + s] = 1.0;

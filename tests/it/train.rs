@@ -282,6 +282,27 @@ fn graph_networks_need_the_neighbours() {
     let spec = parse_train(&text, "t.yaml").unwrap();
     let e = train_error(&spec, &text);
     assert!(e.contains("multiple of `heads`"), "{e}");
+    // A dataset converted without graphs is refused before training, naming it.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("no_knn");
+    let mut cfg = load_config(&root().join("pipelines/qg_tiny.yaml"))
+        .unwrap()
+        .config;
+    cfg.source.files = vec![root().join("data-samples/qg_tiny.h5").display().to_string()];
+    cfg.sink.path = out.clone();
+    cfg.stages.pointcloud.resolutions = vec![256];
+    cfg.stages.knn = None;
+    run(&cfg, &quiet()).unwrap();
+    let text = yaml(&dir.path().join("r"), "")
+        .replace("{resnet_pc: 256_S}", "{particle_net: {}}")
+        .replace("neighbours: false", "neighbours: true")
+        .replace(&dataset().display().to_string(), &out.display().to_string());
+    let spec = parse_train(&text, "t.yaml").unwrap();
+    let e = train_error(&spec, &text);
+    assert!(
+        e.contains("reads the kNN graph") && e.contains("no_knn") && e.contains("stages.knn"),
+        "{e}"
+    );
 }
 
 #[test]

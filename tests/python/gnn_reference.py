@@ -132,8 +132,9 @@ def main():
     x = np.asarray(c["x"], dtype=np.float64).reshape(B * R, F)
     keep = np.asarray(c["mask"], dtype=np.float64).reshape(B * R, 1)
     src, dst = edges(c)
-    # Every real point of the short jets must have been given fewer than K neighbours.
-    assert len(src) < B * R * c["K"], "the case has no short jets"
+    # The case must hold real points with 0 < degree < K (a short jet) and with degree 0.
+    deg = np.bincount(dst, minlength=B * R)[keep[:, 0] > 0]
+    assert ((deg > 0) & (deg < c["K"])).any() and (deg == 0).any(), "the case has no short jets"
     failed = False
     layers = {
         "gcn": lambda: gcn(x, src, dst, c["gcn"]),

@@ -299,7 +299,7 @@ mod tests {
     }
 
     /// The dense adjacency and the neighbour lists give the same logits, for a batch with
-    /// short jets and padding entries.
+    /// short jets and padding entries; other neighbour lists give other logits.
     #[test]
     fn dense_and_list_aggregation_agree() {
         use burn::tensor::Distribution;
@@ -324,6 +324,22 @@ mod tests {
                 }
             }
         }
+        // The same jets with other neighbours (each real entry moved to the next point).
+        let shifted: Vec<i64> = idx
+            .iter()
+            .enumerate()
+            .map(|(at, &j)| {
+                let (jet, i) = (at / (r * k), (at / k % r) as i64);
+                let n = n[jet] as i64;
+                let moved = (j + 1) % n.max(1);
+                if nm[at] > 0.0 && moved != i { moved } else { j }
+            })
+            .collect();
+        let other = Graph::new(
+            Tensor::from_data(TensorData::new(shifted, [b, r, k]), &device),
+            Tensor::from_data(TensorData::new(nm.clone(), [b, r, k]), &device),
+            Tensor::from_data(TensorData::new(mask.clone(), [b, r]), &device),
+        );
         let g = || {
             Graph::new(
                 Tensor::from_data(TensorData::new(idx.clone(), [b, r, k]), &device),
@@ -349,6 +365,15 @@ mod tests {
                     "{kind:?}: {d} vs {l}"
                 );
             }
+            // The graph matters: other neighbours, other logits.
+            let moved: Vec<f32> = m
+                .forward(x.clone(), other.clone(), None)
+                .try_into_vec_as()
+                .unwrap();
+            assert!(
+                moved.iter().zip(&lists).any(|(a, l)| (a - l).abs() > 1e-4),
+                "{kind:?}: the logits ignore the graph"
+            );
         }
     }
 

@@ -195,7 +195,8 @@ impl Classifier for ParticleNet {
 mod tests {
     use super::*;
 
-    /// Trainable parameters of weaver-core's `ParticleNet` (default `conv_params`,
+    /// Trainable parameters of weaver-core's `ParticleNet` as its example configuration builds
+    /// it (`conv_params` (16, (64,64,64)), (16, (128,128,128)), (16, (256,256,256)),
     /// `fc_params=[(256, 0.1)]`, `use_fusion=True`, `use_fts_bn=True`) from its PyTorch layer
     /// shapes, with one output instead of `num_classes`: `bn_fts` BatchNorm1d(F); per
     /// EdgeConvBlock (in → c1, c2, c3): Conv2d(2·in, c1, 1, bias=False), Conv2d(c1, c2),

@@ -34,8 +34,14 @@ impl Graph {
     pub fn new(neighbours: Tensor<3, Int>, neighbour_mask: Tensor<3>, mask: Tensor<2>) -> Self {
         let [b, r, k] = neighbours.dims();
         let device = neighbours.device();
-        // A real neighbour of a padding point does not exist either.
-        let neighbour_mask = neighbour_mask * mask.clone().reshape([b, r, 1]);
+        // A real neighbour of a padding point does not exist either, and a point listing itself
+        // (a graph converted with `knn.include_self`) is not its own neighbour here: the
+        // layers add the self term themselves, as PyG's self-loops and ParticleNet's kNN.
+        let own = Tensor::<1, Int>::arange(0..r as i64, &device)
+            .reshape([1, r, 1])
+            .expand([b, r, k]);
+        let not_self = neighbours.clone().not_equal(own).float();
+        let neighbour_mask = neighbour_mask * not_self * mask.clone().reshape([b, r, 1]);
         let offsets = Tensor::<1, Int>::arange(0..b as i64, &device)
             .mul_scalar(r as i64)
             .reshape([b, 1, 1]);
@@ -179,9 +185,9 @@ pub fn knn_in_features(x: Tensor<3>, mask: Tensor<2>, k: usize) -> Graph {
     let sq = x.clone().powi_scalar(2).sum_dim(2); // [B, R, 1]
     let dot = x.clone().matmul(x.swap_dims(1, 2)); // [B, R, R]
     let d = sq.clone() + sq.swap_dims(1, 2) - dot * 2.0;
-    // Padding points and the point itself are never neighbours: push them beyond every real
-    // distance (they are chosen only when a jet has fewer than k + 1 points, and masked).
-    let far = d.clone().abs().max().into_scalar::<f32>() * 4.0 + 1.0;
+    // Padding points and the point itself are never neighbours: they sort after every finite
+    // distance, the point itself last (they are chosen only when a jet has fewer than k + 1
+    // points, and masked).
     let pad = mask
         .clone()
         .reshape([b, 1, r])
@@ -191,7 +197,7 @@ pub fn knn_in_features(x: Tensor<3>, mask: Tensor<2>, k: usize) -> Graph {
         .bool()
         .unsqueeze_dim::<3>(0)
         .expand([b, r, r]);
-    let d = d.mask_fill(pad, far).mask_fill(eye, 2.0 * far);
+    let d = d.mask_fill(pad, f32::MAX).mask_fill(eye, f32::INFINITY);
     let (_, idx) = d.neg().topk_with_indices(k, 2);
     // The first n − 1 of a point's list are its jet's other real points.
     let others = mask.clone().sum_dim(1) - 1.0; // [B, 1]
@@ -259,6 +265,25 @@ mod tests {
         assert_eq!(vec3(g.gather_mean(x)), m);
         assert_eq!(m, [55.0, 50.5, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
         assert_eq!(vec3(g.degree()), [2.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_point_listing_itself_is_not_its_own_neighbour() {
+        let device = Device::flex();
+        // One jet of 3 points (a graph converted with `include_self`): point p lists p first.
+        let idx = Tensor::<3, Int>::from_data(
+            TensorData::new(vec![0i64, 1, 1, 0, 2, 0], [1, 3, 2]),
+            &device,
+        );
+        let nm = Tensor::<3>::ones([1, 3, 2], &device);
+        let g = Graph::new(idx, nm, Tensor::<2>::ones([1, 3], &device));
+        let x = Tensor::<3>::from_data(TensorData::new(vec![1f32, 10., 100.], [1, 3, 1]), &device);
+        assert_eq!(vec3(g.gather_sum(x.clone())), [10.0, 1.0, 1.0]);
+        assert_eq!(
+            vec3(g.clone().with_adjacency().gather_sum(x)),
+            [10.0, 1.0, 1.0]
+        );
+        assert_eq!(vec3(g.degree()), [1.0, 1.0, 1.0]);
     }
 
     #[test]

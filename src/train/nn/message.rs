@@ -2,7 +2,8 @@
 //! definition with the default options, on the directed graph as stored (point i aggregates
 //! over its listed neighbours j): `GCNConv`, `SAGEConv` (mean), `GINConv` and `GATConv`
 //! (multi-head, concatenated), and ParticleNet's `EdgeConv` block (weaver-core). Inputs and
-//! outputs are `[B, R, F]`; padding points come out as zeros. `tests/it/gnn.rs` checks every
+//! outputs are `[B, R, F]`; padding points come out as zeros. GCN's and GAT's Θ start from
+//! Glorot, as PyG's; the other linear maps from Burn's default, which is PyTorch's. `tests/it/gnn.rs` checks every
 //! layer against numpy implementations of the PyG formulas on edge lists.
 
 use crate::train::nn::graph::Graph;
@@ -34,7 +35,10 @@ impl GcnConv {
     /// A layer from `i` to `o` features.
     pub fn new(i: usize, o: usize, device: &Device) -> Self {
         Self {
-            lin: LinearConfig::new(i, o).with_bias(false).init(device),
+            lin: LinearConfig::new(i, o)
+                .with_bias(false)
+                .with_initializer(Initializer::XavierUniform { gain: 1.0 })
+                .init(device),
             bias: Initializer::Zeros.init([o], device),
         }
     }
@@ -147,6 +151,7 @@ impl GatConv {
         Self {
             lin: LinearConfig::new(i, heads * o)
                 .with_bias(false)
+                .with_initializer(Initializer::XavierUniform { gain: 1.0 })
                 .init(device),
             att_src: glorot.init([heads, o], device),
             att_dst: glorot.init([heads, o], device),
@@ -239,8 +244,8 @@ impl EdgeConv {
         }
     }
 
-    /// Trainable parameters that Burn's `num_params` counts twice more (the batch norms'
-    /// running mean and variance, buffers in PyTorch).
+    /// Values that Burn's `num_params` counts but PyTorch does not (the batch norms' running
+    /// mean and variance, buffers in PyTorch).
     pub fn bn_buffers(&self) -> usize {
         let sc = self
             .shortcut
