@@ -13,6 +13,7 @@ Usage:
 """
 
 import json
+import pathlib
 import sys
 import warnings
 
@@ -21,6 +22,9 @@ import numpy as np
 warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit notices in PyG imports
 import torch  # noqa: E402
 from torch_geometric.nn import GATConv, GCNConv, GINConv, SAGEConv  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "python"))
+import gnn_reference  # noqa: E402
 
 TOL = 1e-5
 
@@ -36,18 +40,9 @@ def linear_into(lin, p):
 
 
 def edge_index(c):
-    B, R, K = c["B"], c["R"], c["K"]
-    idx = np.asarray(c["idx"]).reshape(B, R, K)
-    nm = np.asarray(c["nm"]).reshape(B, R, K)
-    mask = np.asarray(c["mask"]).reshape(B, R)
-    src, dst = [], []
-    for b in range(B):
-        for i in range(R):
-            for s in range(K):
-                if mask[b, i] and nm[b, i, s]:
-                    src.append(b * R + idx[b, i, s])
-                    dst.append(b * R + i)
-    return torch.tensor([src, dst], dtype=torch.long)
+    """The case's real edges (j -> i) as PyG's `edge_index`, from the numpy reference."""
+    src, dst = gnn_reference.edges(c)
+    return torch.tensor(np.stack([src, dst]), dtype=torch.long)
 
 
 def main():

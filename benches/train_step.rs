@@ -14,7 +14,9 @@
 //! picks models of the second as JSON model specs separated by `;` (default: every model
 //! family); `TRAIN_STEP_RESOLUTION` (default 256) is the resolution of the models made for
 //! any (the GNNs); `TRAIN_STEP_SECS` (default 10) is the time spent per variant and path;
-//! `TRAIN_STEP_ONLY_ROWS=1` skips the modules baseline (for profiling).
+//! `TRAIN_STEP_ONLY_ROWS=1` skips the modules baseline (for profiling). `TRAIN_STEP_OPS=1`
+//! first times single ops, forward and backward, on ParticleNet's edge rows (64 jets × 256
+//! points × 16 neighbours): batch norm, a bias-free Linear and ReLU at 64 and 256 channels.
 
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
@@ -75,6 +77,9 @@ fn main() {
         .unwrap_or(10.0);
     let names = std::env::var("TRAIN_STEP_VARIANTS").unwrap_or("1024_M,1024_S,512_M,256_M".into());
     let threads = rayon_threads();
+    if std::env::var("TRAIN_STEP_OPS").is_ok() {
+        edge_row_ops(threads);
+    }
     println!("ResNet-PC training step, batch {BATCH}, {FEATURES} features, {threads} threads");
     println!(
         "{:<8} {:>12} {:>12} {:>14} {:>14} {:>8}",
@@ -257,6 +262,40 @@ fn registered_models(secs: f64, threads: usize) {
             base / t
         );
     }
+}
+
+/// Forward + backward of single ops on `[64·256·16, C]` edge rows (mean of 3 after a warm-up).
+fn edge_row_ops(threads: usize) {
+    use burn::nn::{BatchNormConfig, LinearConfig};
+    let device = Device::flex().autodiff();
+    let n = BATCH * 256 * K;
+    println!("ops on [{n}, C] rows, forward + backward, {threads} threads");
+    let time = |name: String, f: &dyn Fn()| {
+        f();
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            f();
+        }
+        println!(
+            "{name:<28} {:>8.0} ms",
+            t0.elapsed().as_secs_f64() * 1e3 / 3.0
+        );
+    };
+    for c in [64usize, 256] {
+        let x = Tensor::<2>::random([n, c], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let bn = BatchNormConfig::new(c).init(&device);
+        let lin = LinearConfig::new(c, c).with_bias(false).init(&device);
+        time(format!("BatchNorm C={c}"), &|| {
+            let _ = bn.forward(x.clone()).sum().backward();
+        });
+        time(format!("Linear {c}->{c} (no bias)"), &|| {
+            let _ = lin.forward(x.clone()).sum().backward();
+        });
+        time(format!("ReLU C={c}"), &|| {
+            let _ = burn::tensor::activation::relu(x.clone()).sum().backward();
+        });
+    }
+    println!();
 }
 
 /// Burn's CPU backend runs on the global rayon pool.

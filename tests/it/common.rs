@@ -6,6 +6,22 @@ use jetpipe::config::{PipelineConfig, parse_config};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::path::{Path, PathBuf};
 
+/// Runs `python3 ARGS` and returns its stdout and stderr; fails the test when it fails.
+pub fn python(args: &[&str]) -> String {
+    let out = std::process::Command::new("python3")
+        .args(args)
+        .output()
+        .expect("python3 must be installed (see README: test command)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "python3 {args:?} failed:\n{text}");
+    println!("{text}");
+    text
+}
+
 /// Run options for tests: no progress output.
 pub fn quiet() -> jetpipe::engine::RunOptions {
     jetpipe::engine::RunOptions {

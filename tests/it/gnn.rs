@@ -5,6 +5,7 @@
 //! k + 1 (`knn_k < k`: padding entries in its lists) and a one-point jet (no neighbours);
 //! padding points hold random values that must not reach any output.
 
+use crate::common::{Rng, python};
 use burn::module::Param;
 use burn::nn::{BatchNorm, Linear};
 use burn::prelude::*;
@@ -13,7 +14,6 @@ use jetpipe::train::nn::graph::Graph;
 use jetpipe::train::nn::message::{EdgeConv, GatConv, GcnConv, GinConv, SageConv};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Command;
 
 const B: usize = 3;
 const R: usize = 10;
@@ -49,13 +49,8 @@ fn lists() -> (Vec<i64>, Vec<f32>, Vec<f32>) {
     let mut idx = vec![0i64; B * R * K];
     let mut nm = vec![0f32; B * R * K];
     let mut mask = vec![0f32; B * R];
-    let mut state = 12345u64;
-    let mut next = |m: usize| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) as usize % m
-    };
+    let mut rng = Rng(12345);
+    let mut next = |m: usize| rng.below(m as u64) as usize;
     for (b, &n) in N.iter().enumerate() {
         for i in 0..R {
             let row = (b * R + i) * K;
@@ -102,18 +97,7 @@ fn run_reference(case: &Value) {
         std::fs::copy(&path, keep).unwrap();
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/gnn_reference.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(&path)
-        .output()
-        .expect("python3 must be installed (see README: test command)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    assert!(out.status.success(), "gnn_reference.py failed:\n{text}");
+    let text = python(&[script.to_str().unwrap(), path.to_str().unwrap()]);
     for layer in [
         "gcn",
         "sage",

@@ -3,7 +3,7 @@
 //! snippets) reads the output. Needs `python3` with `.ci/requirements-test.txt` installed
 //! (the README's test command installs it).
 
-use crate::common::quiet;
+use crate::common::{python, quiet};
 use jetpipe::config::load_config;
 use jetpipe::engine::run;
 use std::path::{Path, PathBuf};
@@ -20,20 +20,6 @@ fn convert(yaml: &str, out: &Path) {
     }
     cfg.sink.path = out.to_path_buf();
     run(&cfg, &quiet()).unwrap();
-}
-
-fn python(args: &[&str]) {
-    let out = Command::new("python3")
-        .args(args)
-        .output()
-        .expect("python3 must be installed (see README: test command)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "python3 {args:?} failed:\n{text}");
-    println!("{text}");
 }
 
 fn reference_check(yaml: &str, h5: &str) {

@@ -15,19 +15,27 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
+/// Converts the 64-jet sample at resolution 256 into `out`, with or without kNN graphs.
+fn convert_tiny(out: &Path, knn: bool) {
+    let mut cfg = load_config(&root().join("pipelines/qg_tiny.yaml"))
+        .unwrap()
+        .config;
+    cfg.source.files = vec![root().join("data-samples/qg_tiny.h5").display().to_string()];
+    cfg.sink.path = out.to_path_buf();
+    cfg.stages.pointcloud.resolutions = vec![256];
+    if !knn {
+        cfg.stages.knn = None;
+    }
+    run(&cfg, &quiet()).unwrap();
+}
+
 /// The 64-jet sample converted at resolution 256 (once per test binary).
 fn dataset() -> &'static Path {
     static D: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &D.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("tiny");
-        let mut cfg = load_config(&root().join("pipelines/qg_tiny.yaml"))
-            .unwrap()
-            .config;
-        cfg.source.files = vec![root().join("data-samples/qg_tiny.h5").display().to_string()];
-        cfg.sink.path = out.clone();
-        cfg.stages.pointcloud.resolutions = vec![256];
-        run(&cfg, &quiet()).unwrap();
+        convert_tiny(&out, true);
         (dir, out)
     })
     .1
@@ -285,14 +293,7 @@ fn graph_networks_need_the_neighbours() {
     // A dataset converted without graphs is refused before training, naming it.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("no_knn");
-    let mut cfg = load_config(&root().join("pipelines/qg_tiny.yaml"))
-        .unwrap()
-        .config;
-    cfg.source.files = vec![root().join("data-samples/qg_tiny.h5").display().to_string()];
-    cfg.sink.path = out.clone();
-    cfg.stages.pointcloud.resolutions = vec![256];
-    cfg.stages.knn = None;
-    run(&cfg, &quiet()).unwrap();
+    convert_tiny(&out, false);
     let text = yaml(&dir.path().join("r"), "")
         .replace("{resnet_pc: 256_S}", "{particle_net: {}}")
         .replace("neighbours: false", "neighbours: true")

@@ -312,10 +312,7 @@ impl AggTransformer {
         }
         let c = x.dims()[2];
         let x = x.narrow(1, 0, 1).reshape([b, c]);
-        let x = match jets {
-            Some(j) => Tensor::cat(vec![x, j], 1),
-            None => x,
-        };
+        let x = crate::train::nn::beside_jets(x, jets);
         self.head.forward(x).squeeze_dim::<1>(1)
     }
 }

@@ -232,10 +232,7 @@ impl Gnn {
         } else {
             mean_pool(x, g.mask.clone())
         };
-        let x = match jets {
-            Some(j) => Tensor::cat(vec![x, j], 1),
-            None => x,
-        };
+        let x = crate::train::nn::beside_jets(x, jets);
         let x = relu(self.hidden.forward(self.dropout.forward(x)));
         self.out.forward(x).squeeze_dim::<1>(1)
     }

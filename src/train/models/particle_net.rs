@@ -169,10 +169,7 @@ impl ParticleNet {
         );
         let fw = fused.dims()[1];
         let x = mean_pool(g.keep_points(fused.reshape([b, r, fw])), g.mask.clone());
-        let x = match jets {
-            Some(j) => Tensor::cat(vec![x, j], 1),
-            None => x,
-        };
+        let x = crate::train::nn::beside_jets(x, jets);
         let x = self.dropout.forward(relu(self.fc.forward(x)));
         self.out.forward(x).squeeze_dim::<1>(1)
     }

@@ -2,7 +2,18 @@
 //! multi-head self-attention with a key mask ([`attention`]), message passing on the kNN
 //! lists ([`graph`]) and the graph convolutions built on it ([`message`]).
 
+use burn::prelude::*;
+
 pub mod attention;
 pub mod graph;
 pub mod message;
 pub mod rows;
+
+/// Pooled jet features `[B, C]` with the run's jet inputs `[B, J]` beside them (what every
+/// model's head reads).
+pub fn beside_jets(x: Tensor<2>, jets: Option<Tensor<2>>) -> Tensor<2> {
+    match jets {
+        Some(j) => Tensor::cat(vec![x, j], 1),
+        None => x,
+    }
+}
