@@ -4,7 +4,7 @@ mod explain;
 mod inspect;
 mod load;
 mod preview;
-mod run;
+pub mod run;
 mod schema;
 mod sql;
 #[cfg(feature = "train")]

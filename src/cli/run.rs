@@ -1,6 +1,6 @@
 //! `pipeline run`: convert a pipeline's sources, with command-line overrides for quick runs.
 
-use crate::config::load_config;
+use crate::config::{PipelineConfig, load_config};
 use crate::engine::{RunOptions, run as run_pipeline};
 use crate::error::{Error, Result};
 use std::path::PathBuf;
@@ -43,27 +43,10 @@ pub struct RunArgs {
 
 /// Runs the pipeline and prints the summary.
 pub fn run(args: RunArgs) -> Result<()> {
-    let mut cfg = load_config(&args.config)?.config;
-    if let Some(l) = args.limit {
-        cfg.source.limit = Some(l);
-    }
-    if let Some(o) = args.offset {
-        cfg.source.offset = o;
-    }
-    if let Some(t) = args.threads {
-        cfg.engine.threads = t;
-    }
-    if let Some(w) = args.writers {
-        cfg.engine.writers = w;
-    }
+    let cfg = configure(&args)?;
     if args.profile {
         crate::profile::enable();
     }
-    if let Some(p) = args.output {
-        cfg.sink.path = p;
-    }
-    garde::Validate::validate(&cfg)
-        .map_err(|e| Error::Config(format!("invalid command-line override: {e}")))?;
     eprintln!("pipeline `{}` ({})", cfg.name, args.config.display());
     let summary = run_pipeline(
         &cfg,
@@ -78,6 +61,30 @@ pub fn run(args: RunArgs) -> Result<()> {
         println!("\n{}", crate::profile::report(summary.jets_converted));
     }
     Ok(())
+}
+
+/// The pipeline YAML with the command-line overrides applied and validated (also used by
+/// the Python package's `jetpipe.run`).
+pub fn configure(args: &RunArgs) -> Result<PipelineConfig> {
+    let mut cfg = load_config(&args.config)?.config;
+    if let Some(l) = args.limit {
+        cfg.source.limit = Some(l);
+    }
+    if let Some(o) = args.offset {
+        cfg.source.offset = o;
+    }
+    if let Some(t) = args.threads {
+        cfg.engine.threads = t;
+    }
+    if let Some(w) = args.writers {
+        cfg.engine.writers = w;
+    }
+    if let Some(p) = &args.output {
+        cfg.sink.path = p.clone();
+    }
+    garde::Validate::validate(&cfg)
+        .map_err(|e| Error::Config(format!("invalid command-line override: {e}")))?;
+    Ok(cfg)
 }
 
 /// Parses `i/n` with `0 <= i < n`.
