@@ -9,6 +9,13 @@ pub enum Error {
     /// The pipeline YAML is unreadable or invalid (message carries file:line:column).
     #[error("{0}")]
     Config(String),
+    /// A config file (pipeline, loader or training YAML) cannot be read.
+    #[error("{path}: cannot read {what} config: {source}")]
+    ConfigFile {
+        path: PathBuf,
+        what: String,
+        source: std::io::Error,
+    },
     /// An input file or dataset is missing or has the wrong shape, type or content.
     #[error("{file}: {msg}")]
     Source { file: PathBuf, msg: String },
@@ -79,6 +86,7 @@ impl Error {
         use datafusion::error::DataFusionError as Df;
         match self {
             Error::Config(_)
+            | Error::ConfigFile { .. }
             | Error::Loader(_)
             | Error::Source { .. }
             | Error::Jet { .. }

@@ -17,7 +17,9 @@ pub(crate) fn py_err(e: jetpipe::Error) -> PyErr {
     let msg = e.to_string();
     let missing = |p: &std::path::Path| !p.as_os_str().is_empty() && !p.exists();
     match &e {
-        E::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+        E::Io { source, .. } | E::ConfigFile { source, .. }
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
             PyFileNotFoundError::new_err(msg)
         }
         E::Output { path, .. } if missing(path) => PyFileNotFoundError::new_err(msg),

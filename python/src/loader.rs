@@ -143,7 +143,10 @@ fn batch_dict(py: Python<'_>, b: Batch) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("jet_ids", b.jet_ids.into_pyarray(py))?;
     d.set_item("n_points", b.n_points.into_pyarray(py))?;
     if k > 0 {
-        d.set_item("neighbours", b.neighbours.into_pyarray(py).reshape([n, r, k])?)?;
+        d.set_item(
+            "neighbours",
+            b.neighbours.into_pyarray(py).reshape([n, r, k])?,
+        )?;
         d.set_item("knn_k", b.knn_k.into_pyarray(py))?;
     }
     Ok(d)

@@ -23,6 +23,11 @@ pub struct LoadArgs {
     /// Resume from a loader state JSON file printed by `--stop-after`.
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Write every served batch as `.npy` files (`DIR/epoch0/000000/points.npy`, `mask.npy`,
+    /// …; numbered within the epoch, also after `--resume`) to
+    /// see exactly what a model is fed (`numpy.load` reads them).
+    #[arg(long)]
+    pub dump: Option<PathBuf>,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
@@ -78,6 +83,11 @@ pub fn load(args: LoadArgs) -> Result<()> {
         };
         while let Some(b) = it.next() {
             let b = b?;
+            if let Some(dir) = &args.dump {
+                let index = it.state().batches - 1; // within the epoch, also after --resume
+                let at = dir.join(format!("epoch{e}")).join(format!("{index:06}"));
+                crate::loader::npy::write_batch(&at, &b)?;
+            }
             jets += b.size;
             served += 1;
             for &l in &b.labels {

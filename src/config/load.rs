@@ -33,11 +33,10 @@ where
 
 /// Reads the text of a `what` config file.
 pub fn read_yaml(path: &Path, what: &str) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| {
-        Error::Config(format!(
-            "{}: cannot read {what} config: {e}",
-            path.display()
-        ))
+    std::fs::read_to_string(path).map_err(|source| Error::ConfigFile {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+        source,
     })
 }
 

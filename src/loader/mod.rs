@@ -21,6 +21,7 @@
 pub mod batch;
 pub mod dataset;
 pub mod decode;
+pub mod npy;
 pub mod plan;
 pub mod prefetch;
 pub mod preprocess;
