@@ -30,8 +30,18 @@ import pyarrow.parquet as pq
 import jetpipe
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "python"))
-import jetpipe_reader as jr  # noqa: E402
+def _reader():
+    """python/jetpipe_reader.py by path (putting python/ on sys.path would shadow the
+    installed package with the source tree, also in spawned DataLoader workers)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("jetpipe_reader", ROOT / "python" / "jetpipe_reader.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+jr = _reader()
 
 R, B = 1024, 256
 FEATURES = ["tracks", "ecal", "hcal", "eta", "phi"]

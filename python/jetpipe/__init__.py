@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -75,8 +76,9 @@ def _feature(f: Any) -> Any:
 class Epoch:
     """One epoch's batches, in order (an iterator of batch dicts)."""
 
-    def __init__(self, inner: "_jetpipe.Epoch"):
+    def __init__(self, inner: "_jetpipe.Epoch", part: Optional[Tuple[int, int]] = None):
         self._inner = inner
+        self._part = part
 
     def __iter__(self) -> "Epoch":
         return self
@@ -88,6 +90,11 @@ class Epoch:
         """Where the loader stands after the batches served so far; ``Loader.resume(state)``
         continues with exactly the batches an uninterrupted loader would serve next. Save it
         with the model checkpoint (it is plain JSON)."""
+        if self._part is not None:
+            raise ValueError(
+                f"epoch part {self._part[0]} of {self._part[1]}: a worker's share of an epoch "
+                "has no resumable state (resume the whole epoch's loader instead)"
+            )
         return json.loads(self._inner.state_json())
 
 
@@ -97,8 +104,11 @@ class Loader:
     Keyword arguments are the loader YAML's keys (``pipeline schema``; ``docs/loader.md``);
     the ones left out keep the YAML defaults. ``split`` is ``"train"``, ``"val"``, ``"test"``
     (default fractions 0.8/0.1/0.1) or a dict ``{train, val, seed, subset}``. ``features`` is a
-    list of column names or ``{"column": NAME, "transforms": [...]}`` dicts. Bad settings raise
-    ``ValueError`` and a missing dataset ``FileNotFoundError``, with the CLI's message.
+    list of column names or ``{"column": NAME, "transforms": [...]}`` dicts. ``stats_from``
+    (same forms as ``split``) takes the ``standardise`` statistics from other jets than the
+    selected ones: a validation loader passes ``stats_from="train"`` to normalise as training
+    does (``pipeline train`` does this). Bad settings raise ``ValueError`` and a missing
+    dataset ``FileNotFoundError``, with the CLI's message.
     """
 
     def __init__(
@@ -120,6 +130,7 @@ class Loader:
         open_shards: Optional[int] = None,
         shuffle_buffer: Optional[int] = None,
         stats_fraction: Optional[float] = None,
+        stats_from: Union[None, str, Mapping[str, Any]] = None,
     ):
         settings: Dict[str, Any] = {"dataset": os.fspath(dataset), "resolution": resolution}
         given = {
@@ -139,11 +150,13 @@ class Loader:
             "stats_fraction": stats_fraction,
         }
         settings.update({k: v for k, v in given.items() if v is not None})
+        stats = _split(stats_from)
         try:
             text = json.dumps({"loader": settings}, default=_plain)
+            stats_json = None if stats is None else json.dumps(stats, default=_plain)
         except TypeError as e:
             raise ValueError(f"jetpipe.Loader: {e}") from None
-        self._open(_jetpipe.Loader(text, "jetpipe.Loader arguments"))
+        self._open(_jetpipe.Loader(text, "jetpipe.Loader arguments", stats_json))
 
     @classmethod
     def from_yaml(cls, path: PathLike) -> "Loader":
@@ -192,13 +205,15 @@ class Loader:
             f"features={self.features}, jets={self.jets}, rank={s['rank']}/{s['world_size']}, k={self.k})"
         )
 
-    def epoch(self, epoch: int = 0) -> Epoch:
+    def epoch(self, epoch: int = 0, *, worker: int = 0, workers: int = 1) -> Epoch:
         """Epoch ``epoch``'s batches (its order is a pure function of the settings, the seed
-        and ``epoch``)."""
-        return Epoch(self._inner.epoch(int(epoch)))
-
-    def __iter__(self) -> Iterator[Batch]:
-        return self.epoch(0)
+        and ``epoch``; pass a new ``epoch`` each time for a new shuffle). With ``workers > 1``
+        only batches ``worker``, ``worker + workers``, … — one data-loading worker's share, so
+        that the workers' batches taken in turn are exactly the epoch's."""
+        if workers == 1 and worker == 0:
+            return Epoch(self._inner.epoch(int(epoch)))
+        part = (int(worker), int(workers))
+        return Epoch(self._inner.epoch(int(epoch), part[0], part[1]), part)
 
     def resume(self, state: Union[Mapping[str, Any], str]) -> Epoch:
         """Continues from ``Epoch.state()`` (a dict, or its JSON text)."""
@@ -251,12 +266,21 @@ def sql(query: str, dataset: Union[PathLike, Sequence[PathLike], Mapping[str, Pa
 
     import pyarrow as pa
 
+    def unnamed(d: PathLike) -> str:
+        # `pipeline sql -d` reads NAME=DIR; a directory whose name has `=` must not look so.
+        p = os.fspath(d)
+        return p if "=" not in p or os.path.isabs(p) else os.path.join(".", p)
+
     if isinstance(dataset, Mapping):
-        refs = [f"{n}={os.fspath(d)}" for n, d in dataset.items()]
+        refs = []
+        for n, d in dataset.items():
+            if not re.fullmatch(r"[A-Za-z0-9_]+", str(n)):
+                raise ValueError(f"dataset name `{n}`: use letters, digits and _ (table names)")
+            refs.append(f"{n}={os.fspath(d)}")
     elif isinstance(dataset, (str, os.PathLike)):
-        refs = [os.fspath(dataset)]
+        refs = [unnamed(dataset)]
     else:
-        refs = [os.fspath(d) for d in dataset]
+        refs = [unnamed(d) for d in dataset]
     data, notes = _jetpipe.sql_ipc(query, refs)
     for n in notes:
         warnings.warn(n, stacklevel=2)

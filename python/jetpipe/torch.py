@@ -9,9 +9,12 @@
         for batch in DataLoader(ds, batch_size=None, num_workers=2):
             x, m, y = batch["points"], batch["mask"], batch["labels"]
 
-Each DataLoader worker of each ``torch.distributed`` rank is one rank of the jetpipe loader
-(``rank * num_workers + worker``, of ``world_size * num_workers``), so every jet of the epoch
-is served exactly once across ranks and workers. Tensors: ``points`` float32, ``mask`` bool,
+Each ``torch.distributed`` rank is a rank of the jetpipe loader (read in the main process
+when the dataset is made and at each ``set_epoch``), and its DataLoader workers take turns
+over that rank's batches (worker w serves batches w, w + n, …), so the DataLoader yields
+exactly the batches of ``jetpipe.Loader(..., rank, world_size).epoch(e)``, in order, whatever
+the number of workers. With ``persistent_workers=True`` the workers keep the epoch they
+started with: leave it off (the loader's own threads make worker start-up cheap). Tensors: ``points`` float32, ``mask`` bool,
 ``labels``, ``n_points``, ``knn_k`` and ``neighbours`` int64, ``jet_ids`` int64 (the uint64 ids
 reinterpreted; they are below 2^63).
 """
@@ -75,7 +78,8 @@ class JetpipeIterableDataset(torch.utils.data.IterableDataset):
     """The jetpipe loader as an ``IterableDataset`` yielding whole batches (use
     ``DataLoader(ds, batch_size=None)``). Keyword arguments are ``jetpipe.Loader``'s;
     ``rank``/``world_size`` default to ``torch.distributed``'s when it is initialised.
-    ``set_epoch(e)`` picks the epoch (the shuffle of each epoch is fixed by seed and e)."""
+    ``set_epoch(e)`` picks the epoch (the shuffle of each epoch is fixed by seed and e).
+    ``prefetch`` defaults to 1 thread per DataLoader worker."""
 
     def __init__(
         self,
@@ -89,29 +93,33 @@ class JetpipeIterableDataset(torch.utils.data.IterableDataset):
         **loader_kwargs: Any,
     ):
         super().__init__()
-        if "prefetch" not in loader_kwargs:
-            loader_kwargs["prefetch"] = 1  # each DataLoader worker has its own loader threads
+        loader_kwargs.setdefault("prefetch", 1)
         self.dataset, self.resolution = dataset, resolution
-        self.rank, self.world_size = rank, world_size
+        self.given = (rank, world_size)
         self.epoch, self.tensors, self.loader_kwargs = epoch, tensors, loader_kwargs
-        # Opening once here validates the settings in the main process (clear errors early)
-        # and computes any `standardise` statistics before workers start.
-        jetpipe.Loader(dataset, resolution, **self._ranks(0, 1), **loader_kwargs)
+        self._set_ranks()
+        # Opening here validates the settings in the main process (errors before any worker
+        # starts) and computes any `standardise` statistics once.
+        jetpipe.Loader(dataset, resolution, **self._ranks, **loader_kwargs)
+
+    def _set_ranks(self) -> None:
+        # In the main process: spawned workers do not see torch.distributed initialised.
+        rank, world = _distributed()
+        given_rank, given_world = self.given
+        self._ranks = {
+            "rank": rank if given_rank is None else given_rank,
+            "world_size": world if given_world is None else given_world,
+        }
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-
-    def _ranks(self, worker: int, workers: int) -> Dict[str, int]:
-        rank, world = _distributed()
-        rank = rank if self.rank is None else self.rank
-        world = world if self.world_size is None else self.world_size
-        return {"rank": rank * workers + worker, "world_size": world * workers}
+        self._set_ranks()
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        loader = jetpipe.Loader(
-            self.dataset, self.resolution, **self._ranks(worker, workers), **self.loader_kwargs
-        )
-        for batch in loader.epoch(self.epoch):
+        loader = jetpipe.Loader(self.dataset, self.resolution, **self._ranks, **self.loader_kwargs)
+        if worker >= len(loader):
+            return  # more workers than batches: this one has none
+        for batch in loader.epoch(self.epoch, worker=worker, workers=workers):
             yield to_torch(batch) if self.tensors else batch

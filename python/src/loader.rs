@@ -19,10 +19,18 @@ pub struct Loader {
 #[pymethods]
 impl Loader {
     /// Opens a loader from the text of a loader YAML (or JSON) document with `loader:` at the
-    /// top; `origin` names it in error messages.
+    /// top; `origin` names it in error messages. `stats_from` (JSON of a split) names the jets
+    /// whose `standardise` statistics to use, as training runs set the training split's for
+    /// validation.
     #[new]
-    fn new(py: Python<'_>, text: &str, origin: &str) -> PyResult<Self> {
-        let spec = rs::spec::parse_loader(text, origin).map_err(py_err)?;
+    #[pyo3(signature = (text, origin, stats_from=None))]
+    fn new(py: Python<'_>, text: &str, origin: &str, stats_from: Option<&str>) -> PyResult<Self> {
+        let mut spec = rs::spec::parse_loader(text, origin).map_err(py_err)?;
+        if let Some(json) = stats_from {
+            let split: rs::SplitSpec = serde_json::from_str(json)
+                .map_err(|e| PyValueError::new_err(format!("stats_from: {e}")))?;
+            spec.stats_from = Some(split);
+        }
         open(py, spec)
     }
 
@@ -70,10 +78,17 @@ impl Loader {
         self.inner.ops().iter().map(|o| format!("{o:?}")).collect()
     }
 
-    /// Epoch `epoch` from its first batch.
-    fn epoch(&self, py: Python<'_>, epoch: u64) -> PyResult<Epoch> {
+    /// Epoch `epoch` from its first batch; with `parts > 1` only batches `part`,
+    /// `part + parts`, … (one DataLoader worker's share).
+    #[pyo3(signature = (epoch, part=0, parts=1))]
+    fn epoch(&self, py: Python<'_>, epoch: u64, part: usize, parts: usize) -> PyResult<Epoch> {
         let inner = self.inner.clone();
-        let it = py.detach(move || inner.epoch(epoch)).map_err(py_err)?;
+        let it = py
+            .detach(move || match parts {
+                1 if part == 0 => inner.epoch(epoch),
+                _ => inner.epoch_part(epoch, part, parts),
+            })
+            .map_err(py_err)?;
         Ok(Epoch::new(it))
     }
 
@@ -127,8 +142,9 @@ impl Epoch {
 
     /// Where the loader stands after the batches served so far, as JSON (pass it to
     /// `Loader.resume`).
-    fn state_json(&self) -> String {
-        let state = self.inner.lock().expect("epoch lock").state();
+    fn state_json(&self, py: Python<'_>) -> String {
+        // Another thread may hold the lock while it waits for a batch: wait without the GIL.
+        let state = py.detach(|| self.inner.lock().expect("epoch lock").state());
         serde_json::to_string(&state).expect("state serialises")
     }
 }

@@ -2,7 +2,6 @@
 independent pyarrow reader (python/jetpipe_reader.py), and its resume, rank split and errors."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,18 @@ from conftest import ROOT, cli
 
 import jetpipe
 
-sys.path.insert(0, str(ROOT / "python"))
-import jetpipe_reader as jr  # noqa: E402
+def _reader():
+    """python/jetpipe_reader.py by path (putting python/ on sys.path would shadow the
+    installed package with the source tree, also in spawned DataLoader workers)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("jetpipe_reader", ROOT / "python" / "jetpipe_reader.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+jr = _reader()
 
 FIELDS = ("points", "mask", "labels", "jet_ids", "n_points", "neighbours", "knn_k")
 
@@ -167,25 +176,80 @@ def test_ranks_cover_every_jet_once(dataset, world):
     assert len(counts) == 1, "every rank gets the same number of batches"
 
 
-def test_graph_helpers_agree_with_a_loop(dataset):
-    b = next(iter(jetpipe.Loader(dataset, 256, batch_size=6, seed=2)))
-    ei = jetpipe.edge_index(b)
-    x, jet = jetpipe.real_points(b)
+def edges_by_loop(b):
     want, offset = [], 0
     for i in range(len(b["n_points"])):
         n, kk = int(b["n_points"][i]), int(b["knn_k"][i])
-        assert kk == min(16, n - 1)
         for p in range(n):
             for j in range(kk):
-                want.append((offset + int(b["neighbours"][i, p, j]), offset + p))
+                nb = int(b["neighbours"][i, p, j])
+                assert nb < n and nb != p
+                want.append((offset + nb, offset + p))
+        offset += n
+    return want, offset
+
+
+def check_graph_helpers(b):
+    ei = jetpipe.edge_index(b)
+    x, jet = jetpipe.real_points(b)
+    want, total = edges_by_loop(b)
+    assert ei.dtype == np.int64 and ei.shape == (2, len(want))
+    assert [tuple(e) for e in ei.T.tolist()] == want
+    assert len(x) == len(jet) == total
+    offset = 0
+    for i, n in enumerate(b["n_points"].astype(int)):
         np.testing.assert_array_equal(x[offset : offset + n], b["points"][i, :n])
         assert (jet[offset : offset + n] == i).all()
         offset += n
-    assert ei.dtype == np.int64 and ei.shape == (2, len(want))
-    assert [tuple(e) for e in ei.T.tolist()] == want
-    assert len(x) == offset
-    nm = jetpipe.neighbour_mask(b)
-    assert nm.sum() == len(want)
+    assert jetpipe.neighbour_mask(b).sum() == len(want)
+
+
+def test_graph_helpers_agree_with_a_loop(dataset):
+    # R=1024: jets with padding points (the tiny sample's jets have 426+ hits).
+    b = next(jetpipe.Loader(dataset, 1024, batch_size=16, seed=2).epoch(0))
+    assert (b["n_points"] < 1024).any() and (b["mask"] == 0).any()
+    assert (b["knn_k"] == np.minimum(16, b["n_points"].astype(int) - 1)).all()
+    check_graph_helpers(b)
+
+
+def test_graph_helpers_on_short_jets():
+    """Jets with fewer than k + 1 points (knn_k < k) and a one-point jet, built by hand as the
+    loader lays them out: padding entries hold the point's own index."""
+    R, k = 6, 3
+    n_points = np.array([4, 1, 6], np.uint16)
+    knn_k = np.minimum(k, n_points.astype(int) - 1).astype(np.uint16)  # 3, 0, 3
+    rng = np.random.default_rng(0)
+    nb = np.tile(np.arange(R, dtype=np.uint16)[None, :, None], (3, 1, k))
+    for i, n in enumerate(n_points):
+        for p in range(n):
+            others = [q for q in range(n) if q != p]
+            chosen = rng.permutation(others)[: knn_k[i]]
+            nb[i, p, : len(chosen)] = chosen
+    mask = (np.arange(R)[None, :] < n_points[:, None]).astype(np.uint8)
+    points = rng.normal(size=(3, R, 2)).astype(np.float32) * mask[:, :, None]
+    b = dict(points=points, mask=mask, n_points=n_points, knn_k=knn_k, neighbours=nb)
+    check_graph_helpers(b)
+    assert jetpipe.edge_index(b).shape[1] == 4 * 3 + 0 + 6 * 3
+
+
+def test_stats_from_takes_the_training_statistics(dataset):
+    feats = [{"column": "ecal", "transforms": ["log1p", "standardise"]}]
+    train = jetpipe.Loader(dataset, 256, features=feats, split="train")
+    val_own = jetpipe.Loader(dataset, 256, features=feats, split="val")
+    val = jetpipe.Loader(dataset, 256, features=feats, split="val", stats_from="train")
+    assert val.transforms == train.transforms != val_own.transforms
+
+
+def test_worker_parts_taken_in_turn_are_the_epoch(dataset):
+    loader = jetpipe.Loader(dataset, 256, batch_size=4, seed=9)
+    full = [b["jet_ids"].tolist() for b in loader.epoch(2)]
+    parts = [[b["jet_ids"].tolist() for b in loader.epoch(2, worker=w, workers=3)] for w in range(3)]
+    assert [parts[i % 3][i // 3] for i in range(len(full))] == full
+    assert sum(map(len, parts)) == len(full)
+    with pytest.raises(ValueError, match="no resumable state"):
+        loader.epoch(2, worker=1, workers=3).state()
+    with pytest.raises(ValueError, match="need 0 <= part < parts"):
+        loader.epoch(0, worker=3, workers=3)
 
 
 def test_bad_arguments_raise_with_the_clis_message(dataset, pipeline, tmp_path):

@@ -183,6 +183,30 @@ impl Loader {
     /// Continues where `state` stood: exactly the batches an uninterrupted loader would
     /// have served next.
     pub fn resume(&self, state: &LoaderState) -> Result<Epoch> {
+        self.start(state, 0, 1)
+    }
+
+    /// Batches `part`, `part + parts`, `part + 2·parts`, … of this rank's epoch `epoch`: what
+    /// one of `parts` data-loading worker processes serves (PyTorch's DataLoader workers),
+    /// so that taking the parts' batches in turn gives exactly [`Loader::epoch`]'s. Each part
+    /// decodes only the row groups its batches use. The state of such an epoch counts its
+    /// own batches and is not for [`Loader::resume`].
+    pub fn epoch_part(&self, epoch: u64, part: usize, parts: usize) -> Result<Epoch> {
+        if parts == 0 || part >= parts {
+            return Err(Error::Loader(format!(
+                "part {part} of {parts}: need 0 <= part < parts"
+            )));
+        }
+        let state = LoaderState {
+            identity: self.identity.clone(),
+            seed: self.spec.seed,
+            epoch,
+            batches: 0,
+        };
+        self.start(&state, part, parts)
+    }
+
+    fn start(&self, state: &LoaderState, part: usize, parts: usize) -> Result<Epoch> {
         if state.identity != self.identity || state.seed != self.spec.seed {
             return Err(Error::Loader(format!(
                 "{}: the loader state was saved with other loader settings or another dataset (state {}, now {}); resume needs the same ones",
@@ -204,9 +228,9 @@ impl Loader {
         let last = all.last().map_or(0, |r| r.end);
         let first = all.get(from).map_or(last, |r| r.start);
         let samples = order[first..last].to_vec();
-        let batches = all[from..]
-            .iter()
-            .map(|r| r.start - first..r.end - first)
+        let batches = (all[from..].iter().enumerate())
+            .filter(|(i, _)| i % parts == part)
+            .map(|(_, r)| r.start - first..r.end - first)
             .collect();
         let job = Job {
             ds: self.ds.clone(),

@@ -373,6 +373,36 @@ fn resume_at_random_points_continues_with_the_same_batches() {
     assert!(e.contains("other loader settings"), "{e}");
 }
 
+/// Worker parts (PyTorch DataLoader workers) taken in turn give exactly the whole epoch.
+#[test]
+fn epoch_parts_taken_in_turn_are_the_epoch() {
+    let s = spec(
+        "  seed: 5
+  prefetch: 1
+  world_size: 2
+  rank: 0
+",
+    );
+    let loader = Loader::open(&s).unwrap();
+    for (e, parts) in [(0u64, 2usize), (3, 3), (1, 1)] {
+        let full = epoch(&loader, e);
+        let got: Vec<Vec<Batch>> = (0..parts)
+            .map(|p| {
+                (loader.epoch_part(e, p, parts).unwrap())
+                    .map(Result::unwrap)
+                    .collect()
+            })
+            .collect();
+        let mut turn = Vec::new();
+        for i in 0..full.len() {
+            turn.push(got[i % parts][i / parts].clone());
+        }
+        assert_eq!(got.iter().map(Vec::len).sum::<usize>(), full.len());
+        assert_eq!(turn, full, "epoch {e} in {parts} parts");
+    }
+    assert!(loader.epoch_part(0, 2, 2).is_err());
+}
+
 #[test]
 fn order_depends_only_on_seed_and_epoch() {
     let a = Loader::open(&spec("  seed: 1\n  prefetch: 1\n")).unwrap();
