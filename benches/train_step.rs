@@ -227,6 +227,7 @@ fn registered_models(secs: f64, threads: usize) {
         r#"{"gnn": {"conv": "gat"}}"#,
         r#"{"particle_net": {"dynamic": false}}"#,
         r#"{"particle_net": {"dynamic": true}}"#,
+        r#"{"particle_transformer": {}}"#,
     ]
     .join(";");
     let list = std::env::var("TRAIN_STEP_MODELS").unwrap_or(default);

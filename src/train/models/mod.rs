@@ -7,6 +7,7 @@
 pub mod agg_transformer;
 pub mod baseline;
 pub mod gnn;
+pub mod part;
 pub mod particle_net;
 pub mod resnet_pc;
 
@@ -18,7 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Which model to train (the `model:` key of the training YAML).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelSpec {
     /// ResNet-PC of e2e_sparse, e.g. `{resnet_pc: 1024_S}`.
@@ -33,6 +34,9 @@ pub enum ModelSpec {
     Gnn(gnn::GnnConfig),
     /// ParticleNet (EdgeConv blocks), e.g. `{particle_net: {dynamic: true}}`.
     ParticleNet(particle_net::ParticleNetConfig),
+    /// The Particle Transformer with pair-interaction attention bias, e.g.
+    /// `{particle_transformer: {layers: 8}}`.
+    ParticleTransformer(part::PartConfig),
 }
 
 /// Something done with a model type: the registry calls [`ModelVisitor::visit`] with the
@@ -48,8 +52,8 @@ impl ModelSpec {
     /// Calls `v` with this model's constructor: the one `match` on the model.
     pub fn visit<V: ModelVisitor>(&self, v: V) -> V::Out {
         let title = self.title();
-        match *self {
-            ModelSpec::ResnetPc(var) => {
+        match self {
+            &ModelSpec::ResnetPc(var) => {
                 let make = move |d: &Device, x: Dims| {
                     resnet_pc::ResNetPc::new(var, x.features, x.jet_inputs, d)
                 };
@@ -59,16 +63,20 @@ impl ModelSpec {
                 let make = |d: &Device, x: Dims| baseline::Logistic::new(x.jet_inputs, d);
                 v.visit(&title, baseline::NEEDS, &make)
             }
-            ModelSpec::AggregationTransformer(c) => {
+            &ModelSpec::AggregationTransformer(c) => {
                 let make = move |d: &Device, x: Dims| agg_transformer::AggTransformer::new(c, x, d);
                 v.visit(&title, c.needs(), &make)
             }
-            ModelSpec::Gnn(c) => {
+            &ModelSpec::Gnn(c) => {
                 let make = move |d: &Device, x: Dims| gnn::Gnn::new(c, x, d);
                 v.visit(&title, c.needs(), &make)
             }
-            ModelSpec::ParticleNet(c) => {
+            &ModelSpec::ParticleNet(c) => {
                 let make = move |d: &Device, x: Dims| particle_net::ParticleNet::new(c, x, d);
+                v.visit(&title, c.needs(), &make)
+            }
+            ModelSpec::ParticleTransformer(c) => {
+                let make = move |d: &Device, x: Dims| part::ParT::new(c, x, d);
                 v.visit(&title, c.needs(), &make)
             }
         }
@@ -82,6 +90,7 @@ impl ModelSpec {
             ModelSpec::AggregationTransformer(c) => c.title(),
             ModelSpec::Gnn(c) => c.title(),
             ModelSpec::ParticleNet(c) => c.title(),
+            ModelSpec::ParticleTransformer(c) => c.title(),
         }
     }
 
@@ -103,7 +112,9 @@ impl ModelSpec {
             ModelSpec::ResnetPc(v) => Some(v.resolution()),
             ModelSpec::FeaturesBaseline => None,
             ModelSpec::AggregationTransformer(c) => Some(c.variant.resolution()),
-            ModelSpec::Gnn(_) | ModelSpec::ParticleNet(_) => None,
+            ModelSpec::Gnn(_) | ModelSpec::ParticleNet(_) | ModelSpec::ParticleTransformer(_) => {
+                None
+            }
         }
     }
 
@@ -113,6 +124,7 @@ impl ModelSpec {
         let invalid = match self {
             ModelSpec::Gnn(c) => c.invalid(),
             ModelSpec::ParticleNet(c) => c.invalid(loader.resolution),
+            ModelSpec::ParticleTransformer(c) => c.invalid(loader),
             _ => None,
         };
         if let Some(e) = invalid {

@@ -7,6 +7,7 @@ use burn::prelude::*;
 pub mod attention;
 pub mod graph;
 pub mod message;
+pub mod pairs;
 pub mod rows;
 
 /// Pooled jet features `[B, C]` with the run's jet inputs `[B, J]` beside them (what every
