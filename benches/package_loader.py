@@ -4,7 +4,7 @@ shards (R=1024, B=256, features tracks ecal hcal eta phi, prefetch 2), without a
 neighbours. Then the overlap: a consumer that waits 20 ms per batch (a stand-in for a GPU step,
 GIL released) with and without the loader running behind it.
 
-    .ci/with-tools python python/bench.py --pipeline target/release/pipeline
+    .ci/with-tools python benches/package_loader.py --pipeline target/release/pipeline
 
 needs the package installed in release (``pip install ./python``) and a release ``pipeline``
 (``cargo build --release --no-default-features``). The dataset is the main job converted from
@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 import jetpipe
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # benches/ -> the repository
 def _reader():
     """python/jetpipe_reader.py by path (putting python/ on sys.path would shadow the
     installed package with the source tree, also in spawned DataLoader workers)."""
