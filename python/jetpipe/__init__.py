@@ -19,6 +19,7 @@ A batch is a dict of numpy arrays (B jets, R points, F features, k neighbours):
     neighbours uint16  [B, R, k]  kNN indices (only when the dataset has graphs and
     knn_k      uint16  [B]        ``neighbours=True``); entry j of point p is real iff
                                   mask[b, p] and j < knn_k[b]; padding = the point's own index
+    image      float32 [B, C, H, W]  only with ``image=``: the jet as an image
 
 ``jetpipe.torch`` has a ``torch.utils.data.IterableDataset`` and PyTorch Geometric helpers.
 ``jetpipe.run`` converts (``pipeline run``), ``jetpipe.sql`` queries (``pipeline sql``).
@@ -107,7 +108,9 @@ class Loader:
     list of column names or ``{"column": NAME, "transforms": [...]}`` dicts. ``stats_from``
     (same forms as ``split``) takes the ``standardise`` statistics from other jets than the
     selected ones: a validation loader passes ``stats_from="train"`` to normalise as training
-    does (``pipeline train`` does this). Bad settings raise ``ValueError`` and a missing
+    does (``pipeline train`` does this). ``image={"pool": 4}`` (keys ``channels``, ``size``,
+    ``pool``, ``transforms``) adds each jet's image ``[B, C, H, W]`` to the batches, scattered
+    back from its points. Bad settings raise ``ValueError`` and a missing
     dataset ``FileNotFoundError``, with the CLI's message.
     """
 
@@ -131,6 +134,7 @@ class Loader:
         shuffle_buffer: Optional[int] = None,
         stats_fraction: Optional[float] = None,
         stats_from: Union[None, str, Mapping[str, Any]] = None,
+        image: Optional[Mapping[str, Any]] = None,
     ):
         settings: Dict[str, Any] = {"dataset": os.fspath(dataset), "resolution": resolution}
         given = {
@@ -148,6 +152,7 @@ class Loader:
             "open_shards": open_shards,
             "shuffle_buffer": shuffle_buffer,
             "stats_fraction": stats_fraction,
+            "image": None if image is None else dict(image),
         }
         settings.update({k: v for k, v in given.items() if v is not None})
         stats = _split(stats_from)

@@ -165,5 +165,9 @@ fn batch_dict(py: Python<'_>, b: Batch) -> PyResult<Bound<'_, PyDict>> {
         )?;
         d.set_item("knn_k", b.knn_k.into_pyarray(py))?;
     }
+    if !b.image.is_empty() {
+        let [c, h, w] = b.image_dims;
+        d.set_item("image", b.image.into_pyarray(py).reshape([n, c, h, w])?)?;
+    }
     Ok(d)
 }

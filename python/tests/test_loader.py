@@ -53,7 +53,10 @@ CASES = {
         neighbours=False,
         seed=11,
     ),
-    "sequential_val_split": dict(resolution=512, batch_size=5, shuffle=False, split="val"),
+    "sequential_val_split_image": dict(
+        resolution=512, batch_size=5, shuffle=False, split="val",
+        image={"pool": 4, "transforms": ["log1p"]},
+    ),
 }
 
 
@@ -107,6 +110,28 @@ def test_batches_are_the_rust_loaders_byte_for_byte(dataset, pipeline, tmp_path,
         a = np.concatenate([b["jet_ids"] for b in want["epoch0"]])
         b = np.concatenate([b["jet_ids"] for b in want["epoch1"]])
         assert not np.array_equal(a, b)
+
+
+def test_image_view_is_the_source_image(dataset):
+    """At R=1024 the jets with at most 1024 hits come back as their HDF5 images, exactly."""
+    import h5py
+
+    with h5py.File(ROOT / "data-samples" / "qg_tiny.h5", "r") as f:
+        source = f["X_jets"][:]  # [N, 125, 125, 3]
+    loader = jetpipe.Loader(dataset, 1024, batch_size=16, shuffle=False, image={})
+    exact = 0
+    for b in loader.epoch(0):
+        assert b["image"].dtype == np.float32 and b["image"].shape[1:] == (3, 125, 125)
+        for i, jet_id in enumerate(b["jet_ids"]):
+            want = source[int(jet_id) & 0xFFFFFFFF].transpose(2, 0, 1)
+            hits = int((want.sum(0) != 0).sum())
+            if hits <= 1024:
+                np.testing.assert_array_equal(b["image"][i], want)
+                exact += 1
+            else:  # the 1024 highest-ranked pixels: a part of the image
+                kept = b["image"][i] != 0
+                np.testing.assert_array_equal(b["image"][i][kept], want[kept])
+    assert exact > 0
 
 
 def test_sequential_read_matches_the_pyarrow_reader(dataset):

@@ -33,6 +33,10 @@ pub struct Batch {
     pub neighbours: Vec<u16>,
     /// `[B]`: real neighbours per point, min(k, n_points − 1) (empty when not loaded).
     pub knn_k: Vec<u16>,
+    /// `[C, H, W]` of each jet's image, all 0 when the loader serves no images.
+    pub image_dims: [usize; 3],
+    /// `[B, C, H, W]` images (the loader's `image:` view), empty when not served.
+    pub image: Vec<f32>,
 }
 
 impl Batch {
@@ -49,7 +53,17 @@ impl Batch {
         out
     }
 
-    fn reset(&mut self, size: usize, res: usize, features: usize, k: usize) {
+    fn reset(
+        &mut self,
+        size: usize,
+        res: usize,
+        features: usize,
+        k: usize,
+        image_dims: [usize; 3],
+    ) {
+        self.image_dims = image_dims;
+        self.image
+            .resize(size * image_dims.iter().product::<usize>(), 0.0);
         self.size = size;
         self.res = res;
         self.features = features;
@@ -78,6 +92,24 @@ pub struct Assembler {
     seed: u64,
     /// Features with a per-jet transform (`jet_fraction`).
     jetwise: Vec<bool>,
+    /// The image view, when served.
+    image: Option<ImageView>,
+}
+
+/// How the image view is assembled: which decoded columns hold `row`, `col` and the channels
+/// (after the features), the served `[C, H, W]`, the pooling and the pixel transforms.
+#[derive(Debug, Clone)]
+pub struct ImageView {
+    /// Index among the decoded columns of `row`; `col` and the channels follow it.
+    pub first: usize,
+    /// Source image height and width (rows and columns must be below them).
+    pub size: [usize; 2],
+    /// Pixels per pooled block side.
+    pub pool: usize,
+    /// Served `[C, H, W]`.
+    pub dims: [usize; 3],
+    /// Transforms of every pixel.
+    pub ops: Vec<Op>,
 }
 
 impl Assembler {
@@ -95,12 +127,55 @@ impl Assembler {
             reflect,
             seed,
             jetwise,
+            image: None,
         }
+    }
+
+    /// Also assembles each jet's image.
+    pub fn with_image(mut self, view: ImageView) -> Self {
+        self.image = Some(view);
+        self
     }
 
     /// Prepares `out` for `size` jets (reusing its buffers).
     pub fn start(&self, out: &mut Batch, size: usize) {
-        out.reset(size, self.res, self.ops.len(), self.k);
+        let dims = self.image.as_ref().map_or([0; 3], |v| v.dims);
+        out.reset(size, self.res, self.ops.len(), self.k, dims);
+    }
+
+    /// Scatters row `row`'s `n` points (from decoded index `first`) into jet `b`'s image.
+    fn put_image(
+        &self,
+        v: &ImageView,
+        d: &Decoded,
+        row: usize,
+        b: usize,
+        out: &mut Batch,
+    ) -> Result<()> {
+        let [c, h, w] = v.dims;
+        let img = &mut out.image[b * c * h * w..(b + 1) * c * h * w];
+        img.fill(0.0);
+        let (start, end) = (d.starts[row], d.starts[row + 1]);
+        let (rows, cols) = (&d.features[v.first], &d.features[v.first + 1]);
+        for p in start..end {
+            let (r, col) = (rows[p] as usize, cols[p] as usize);
+            if r >= v.size[0] || col >= v.size[1] {
+                return Err(Error::Loader(format!(
+                    "jet {}: point at row {r}, column {col} lies outside the {}×{} image of the loader's `image.size`",
+                    d.jet_ids[row], v.size[0], v.size[1]
+                )));
+            }
+            let at = (r / v.pool) * w + col / v.pool;
+            for ch in 0..c {
+                img[ch * h * w + at] += d.features[v.first + 2 + ch][p];
+            }
+        }
+        if !v.ops.is_empty() {
+            for x in img.iter_mut() {
+                *x = apply_ops(&v.ops, *x);
+            }
+        }
+        Ok(())
     }
 
     /// The sign of each feature of jet `id` in `epoch` into `out`: −1 for a reflected one.
@@ -177,6 +252,9 @@ impl Assembler {
                 dst[p * k..(p + 1) * k].fill(p as u16);
             }
             out.knn_k.push(kk[row]);
+        }
+        if let Some(v) = &self.image {
+            self.put_image(v, d, row, b, out)?;
         }
         Ok(())
     }

@@ -91,11 +91,17 @@ impl Loader {
             kept,
             shards: ds.shards(),
         };
-        let names: Vec<String> = spec
+        let mut names: Vec<String> = spec
             .features
             .iter()
             .map(|f| f.column().to_string())
             .collect();
+        // The image view's columns are decoded after the features: row, col, the channels.
+        let image_first = names.len();
+        if let Some(img) = &spec.image {
+            names.extend(["row".to_string(), "col".to_string()]);
+            names.extend(img.channels.iter().cloned());
+        }
         for n in names
             .iter()
             .map(String::as_str)
@@ -122,16 +128,20 @@ impl Loader {
         Ok(Self {
             spec: spec.clone(),
             want: Arc::new(Wanted { features: names, k }),
-            asm: Arc::new(Assembler::new(
-                spec.resolution as usize,
-                k.unwrap_or(0),
-                ops,
-                spec.features
-                    .iter()
-                    .map(|f| spec.reflect.iter().any(|r| r == f.column()))
-                    .collect(),
-                spec.seed,
-            )),
+            asm: Arc::new(image_view(
+                Assembler::new(
+                    spec.resolution as usize,
+                    k.unwrap_or(0),
+                    ops,
+                    spec.features
+                        .iter()
+                        .map(|f| spec.reflect.iter().any(|r| r == f.column()))
+                        .collect(),
+                    spec.seed,
+                ),
+                spec,
+                image_first,
+            )?),
             ds,
             layout,
             identity,
@@ -286,6 +296,25 @@ impl Iterator for Epoch {
         }
         Some(b)
     }
+}
+
+/// `asm` with the image view of `spec` (its columns decoded from index `first`), if any.
+fn image_view(asm: Assembler, spec: &LoaderSpec, first: usize) -> Result<Assembler> {
+    let Some(img) = &spec.image else {
+        return Ok(asm);
+    };
+    let ops = preprocess::resolve(&img.transforms, &mut |_, _| {
+        Err(Error::Loader(
+            "image transforms take no dataset statistics".into(),
+        ))
+    })?;
+    Ok(asm.with_image(batch::ImageView {
+        first,
+        size: img.size.map(|s| s as usize),
+        pool: img.pool as usize,
+        dims: img.dims(),
+        ops,
+    }))
 }
 
 /// The ops of every feature; `standardise` statistics from the manifest cache, or computed

@@ -56,7 +56,7 @@ pub fn npy_bytes<T: NpyElement>(data: &[T], shape: &[usize]) -> Vec<u8> {
     out
 }
 
-/// Writes one batch as `dir/{points,mask,labels,jet_ids,n_points[,neighbours,knn_k]}.npy`
+/// Writes one batch as `dir/{points,mask,labels,jet_ids,n_points[,neighbours,knn_k][,image]}.npy`
 /// with the shapes of [`Batch`]'s fields.
 pub fn write_batch(dir: &Path, b: &Batch) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -71,6 +71,10 @@ pub fn write_batch(dir: &Path, b: &Batch) -> Result<()> {
     if k > 0 {
         files.push(("neighbours", npy_bytes(&b.neighbours, &[n, r, k])));
         files.push(("knn_k", npy_bytes(&b.knn_k, &[n])));
+    }
+    if !b.image.is_empty() {
+        let [c, h, w] = b.image_dims;
+        files.push(("image", npy_bytes(&b.image, &[n, c, h, w])));
     }
     for (name, bytes) in files {
         let path = dir.join(format!("{name}.npy"));

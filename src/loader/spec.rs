@@ -87,6 +87,84 @@ pub struct LoaderSpec {
     #[serde(default = "default_stats_fraction")]
     #[garde(range(min = 0.000001, max = 1.0))]
     pub stats_fraction: f64,
+    /// Also serve each jet as an image `[C, H, W]` (the batch's `image`), scattered back from
+    /// its stored points: exact for jets with at most `resolution` hits. No second copy of
+    /// the images is stored.
+    #[serde(default)]
+    #[garde(dive)]
+    pub image: Option<ImageSpec>,
+}
+
+/// The image view of the points (`image:` of the loader YAML).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSpec {
+    /// Channel columns of the points table, in the image's channel order.
+    #[serde(default = "default_channels")]
+    #[garde(length(min = 1, max = 64), inner(length(min = 1)))]
+    pub channels: Vec<String>,
+    /// The source images' height and width in pixels (the points' `row` < height, `col` <
+    /// width; 125 × 125 for the CMS E2E files).
+    #[serde(default = "default_image_size")]
+    #[garde(custom(|s: &[u32; 2], _: &()| image_size(s)))]
+    pub size: [u32; 2],
+    /// Sum-pool `pool × pool` pixel blocks (1: none): the image is ⌈H/pool⌉ × ⌈W/pool⌉, e.g.
+    /// 125 → 63 for 2 or 32 for 4 (the last block of a row or column is partial).
+    #[serde(default = "one_u32")]
+    #[garde(range(min = 1, max = 256))]
+    pub pool: u32,
+    /// Element-wise transforms of every pixel after pooling, in order: `log1p`, `{scale: f}`,
+    /// `{clip: [lo, hi]}` (the per-jet and dataset-statistics transforms do not apply).
+    #[serde(default)]
+    #[garde(custom(|t: &Vec<Transform>, _: &()| pixelwise(t)))]
+    pub transforms: Vec<Transform>,
+}
+
+impl ImageSpec {
+    /// `[C, H, W]` of the served images.
+    pub fn dims(&self) -> [usize; 3] {
+        let p = self.pool as usize;
+        [
+            self.channels.len(),
+            (self.size[0] as usize).div_ceil(p),
+            (self.size[1] as usize).div_ceil(p),
+        ]
+    }
+}
+
+fn default_channels() -> Vec<String> {
+    ["tracks", "ecal", "hcal"].map(String::from).to_vec()
+}
+fn default_image_size() -> [u32; 2] {
+    [125, 125]
+}
+fn one_u32() -> u32 {
+    1
+}
+
+fn image_size(s: &[u32; 2]) -> garde::Result {
+    if s.iter().all(|&x| (1..=4096).contains(&x)) {
+        Ok(())
+    } else {
+        Err(garde::Error::new(format!(
+            "image size {s:?}: each side must be 1 to 4096 pixels"
+        )))
+    }
+}
+
+fn pixelwise(t: &[Transform]) -> garde::Result {
+    match t
+        .iter()
+        .find(|t| matches!(t, Transform::JetFraction | Transform::Standardise))
+    {
+        Some(t) => Err(garde::Error::new(format!(
+            "{} does not apply to images: use log1p, scale or clip",
+            serde_json::to_string(t)
+                .unwrap_or_default()
+                .trim_matches('"')
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A feature and its transforms.

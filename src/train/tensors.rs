@@ -68,6 +68,7 @@ mod tests {
             k: 1,
             neighbours: vec![1, 0, 2, 1, 1, 2],
             knn_k: vec![1, 0],
+            ..Default::default()
         }
     }
 
