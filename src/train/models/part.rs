@@ -485,4 +485,150 @@ mod tests {
         );
         assert_eq!(cfg("{interaction: false}").invalid(&logged), None);
     }
+
+    /// Values of a tensor with its shape, for the numpy reference.
+    fn arr<const D: usize>(t: Tensor<D>) -> serde_json::Value {
+        let shape = t.dims().to_vec();
+        let v: Vec<f32> = t.try_into_vec_as().unwrap();
+        serde_json::json!({"shape": shape, "data": v})
+    }
+
+    fn rand1(n: usize, lo: f64, hi: f64, d: &Device) -> Tensor<1> {
+        Tensor::<1>::random([n], Distribution::Uniform(lo, hi), d)
+    }
+
+    /// Random γ, β, running mean and variance (the defaults 1, 0, 0, 1 would hide mistakes).
+    fn shake_bn(bn: &mut BatchNorm, d: &Device) -> serde_json::Value {
+        let n = bn.gamma.dims()[0];
+        bn.gamma = Param::from_tensor(rand1(n, 0.5, 1.5, d));
+        bn.beta = Param::from_tensor(rand1(n, -0.5, 0.5, d));
+        bn.running_mean = burn::module::RunningState::new(rand1(n, -1.0, 1.0, d));
+        bn.running_var = burn::module::RunningState::new(rand1(n, 0.5, 2.0, d));
+        serde_json::json!({
+            "gamma": arr(bn.gamma.val()), "beta": arr(bn.beta.val()),
+            "mean": arr(bn.running_mean.value()), "var": arr(bn.running_var.value()),
+        })
+    }
+
+    fn shake_ln(ln: &mut LayerNorm, d: &Device) -> serde_json::Value {
+        let n = ln.gamma.dims()[0];
+        ln.gamma = Param::from_tensor(rand1(n, 0.5, 1.5, d));
+        ln.beta = Some(Param::from_tensor(rand1(n, -0.5, 0.5, d)));
+        serde_json::json!({"gamma": arr(ln.gamma.val()), "beta": arr(ln.beta.as_ref().unwrap().val())})
+    }
+
+    fn lin(l: &Linear) -> serde_json::Value {
+        serde_json::json!({"w": arr(l.weight.val()), "b": arr(l.bias.as_ref().unwrap().val())})
+    }
+
+    fn shake_block(b: &mut Block, d: &Device) -> serde_json::Value {
+        b.c_attn = Param::from_tensor(rand1(b.heads, 0.5, 1.5, d));
+        let n = b.w_resid.dims()[0];
+        b.w_resid = Param::from_tensor(rand1(n, 0.5, 1.5, d));
+        serde_json::json!({
+            "pre_attn_norm": shake_ln(&mut b.pre_attn_norm, d),
+            "q": lin(&b.attn.q), "k": lin(&b.attn.k), "v": lin(&b.attn.v), "out": lin(&b.attn.out),
+            "c_attn": arr(b.c_attn.val()),
+            "post_attn_norm": shake_ln(&mut b.post_attn_norm, d),
+            "pre_fc_norm": shake_ln(&mut b.pre_fc_norm, d),
+            "fc1": lin(&b.fc1),
+            "post_fc_norm": shake_ln(&mut b.post_fc_norm, d),
+            "fc2": lin(&b.fc2),
+            "w_resid": arr(b.w_resid.val()),
+        })
+    }
+
+    /// The whole forward (evaluation mode) against tests/python/part_reference.py, a numpy
+    /// implementation written from weaver-core's `ParticleTransformer.py` (2022): every
+    /// weight, norm parameter, running statistic, head scale and residual weight random;
+    /// jets of 7, 4 and 1 real points among 7; kinematics at the positions `vectors` names.
+    #[test]
+    fn forward_matches_the_numpy_reference() {
+        let d = Device::flex();
+        let c = cfg(
+            "{embed_dims: [8, 16, 8], pair_embed_dims: [6], heads: 2, layers: 2, cls_layers: 1, vectors: {eta: 0, phi: 1, energy: [2, 4]}}",
+        );
+        let mut m = ParT::new(&c, dims(5), &d);
+        let (b, r, f) = (3usize, 7usize, 5usize);
+        let mut weights = serde_json::Map::new();
+        weights.insert("input_bn".into(), shake_bn(&mut m.input_bn, &d));
+        let norms: Vec<_> = m.embed_norms.iter_mut().map(|n| shake_ln(n, &d)).collect();
+        weights.insert("embed_norms".into(), norms.into());
+        weights.insert(
+            "embed".into(),
+            m.embed.iter().map(lin).collect::<Vec<_>>().into(),
+        );
+        let pairs = m.pairs.as_mut().unwrap();
+        let pair_bns: Vec<_> = pairs.bns.iter_mut().map(|bn| shake_bn(bn, &d)).collect();
+        weights.insert(
+            "pairs".into(),
+            serde_json::json!({
+                "input_bn": shake_bn(&mut pairs.input_bn, &d),
+                "layers": pairs.layers.iter().map(lin).collect::<Vec<_>>(),
+                "bns": pair_bns,
+            }),
+        );
+        let blocks: Vec<_> = m.blocks.iter_mut().map(|x| shake_block(x, &d)).collect();
+        weights.insert("blocks".into(), blocks.into());
+        let cls_blocks: Vec<_> = m
+            .cls_blocks
+            .iter_mut()
+            .map(|x| shake_block(x, &d))
+            .collect();
+        weights.insert("cls_blocks".into(), cls_blocks.into());
+        weights.insert("cls".into(), arr(m.cls.val()));
+        weights.insert("norm".into(), shake_ln(&mut m.norm, &d));
+        weights.insert("head".into(), lin(&m.head));
+        // Points: η, φ in [−0.4, 0.4] (pairs across the φ wrap included), energies ≥ 0,
+        // padding zero.
+        let n = [7usize, 4, 1];
+        let mut x = vec![0f32; b * r * f];
+        let mut rng = crate::loader::plan::SplitMix64::new(3);
+        let mut u = || (rng.next() >> 40) as f32 / (1u64 << 24) as f32;
+        for (jet, &nj) in n.iter().enumerate() {
+            for p in 0..nj {
+                let at = (jet * r + p) * f;
+                x[at] = 0.8 * u() - 0.4;
+                x[at + 1] = if p == 1 {
+                    3.1
+                } else if p == 2 {
+                    -3.1
+                } else {
+                    0.8 * u() - 0.4
+                };
+                x[at + 2] = 5.0 * u();
+                x[at + 3] = u() - 0.5;
+                x[at + 4] = if p == 3 { 0.0 } else { 2.0 * u() };
+            }
+        }
+        let mask: Vec<f32> = (0..b * r)
+            .map(|i| f32::from(u8::from(i % r < n[i / r])))
+            .collect();
+        let points = Tensor::<3>::from_data(TensorData::new(x.clone(), [b, r, f]), &d);
+        let maskt = Tensor::<2>::from_data(TensorData::new(mask.clone(), [b, r]), &d);
+        let logits: Vec<f32> = m.forward(points, maskt, None).try_into_vec_as().unwrap();
+        let case = serde_json::json!({
+            "heads": 2, "eta": 0, "phi": 1, "energy": [2, 4],
+            "points": {"shape": [b, r, f], "data": x},
+            "mask": {"shape": [b, r], "data": mask},
+            "weights": weights,
+            "logits": logits,
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part_case.json");
+        std::fs::write(&path, serde_json::to_vec(&case).unwrap()).unwrap();
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/part_reference.py"
+        );
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .arg(&path)
+            .output()
+            .expect("python3 with numpy (run under .ci/with-tools)");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "numpy reference disagrees:\n{text}");
+        println!("{text}");
+    }
 }

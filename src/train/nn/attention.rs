@@ -67,10 +67,10 @@ impl SelfAttention {
 /// whose bias comes from the particle pairs and whose class token queries the particles.
 #[derive(Module, Debug)]
 pub struct BiasedAttention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
+    pub(crate) q: Linear,
+    pub(crate) k: Linear,
+    pub(crate) v: Linear,
+    pub(crate) out: Linear,
     heads: usize,
 }
 

@@ -77,9 +77,9 @@ pub fn lower_pairs(r: usize, device: &Device) -> (Tensor<1, Int>, Tensor<1, Int>
 /// (the reference's paper configuration keeps the last GELU: `use_pre_activation_pair=False`).
 #[derive(Module, Debug)]
 pub struct PairEmbed {
-    input_bn: BatchNorm,
-    layers: Vec<Linear>,
-    bns: Vec<BatchNorm>,
+    pub(crate) input_bn: BatchNorm,
+    pub(crate) layers: Vec<Linear>,
+    pub(crate) bns: Vec<BatchNorm>,
 }
 
 impl PairEmbed {
