@@ -43,7 +43,9 @@ pub fn device(kind: DeviceKind) -> Result<Device> {
 
 /// Serialises model initialisation: Burn's CPU backend has one global RNG and creates
 /// parameters lazily, so two models built at once (tests, or a library user) would draw
-/// from it interleaved.
+/// from it interleaved. Dropout draws from the same RNG while a model trains, so a model
+/// initialised while another one trains with dropout in the same process does not get
+/// reproducible weights; `pipeline train` trains one model per process.
 static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A module built by `make` after seeding the RNG with `seed`, its parameters drawn at once.
