@@ -7,7 +7,8 @@
 //! the header), with the AVX2 path CPUs without AVX-512 run, and with only its scalar paths.
 //!
 //! Run: `cargo bench --bench knn` (single thread; prints a table). `KNN_GRID_ONLY=1` times
-//! only jetpipe's grid search, 3 s per size, for profiling (`perf record`).
+//! only jetpipe's grid search, 3 s per size, for profiling (`perf record`); `=avx2` or
+//! `=scalar` runs the path of CPUs without AVX-512 or AVX2.
 
 use jetpipe::config::parse_config;
 use jetpipe::source::Hdf5Source;
@@ -296,7 +297,13 @@ fn median_kth_distance(clouds: &[Cloud]) -> f64 {
 fn main() {
     if std::env::var_os("KNN_GRID_ONLY").is_some() {
         // Profiling aid: only the grid search, 3 s per size.
+        // `KNN_GRID_ONLY=avx2` or `=scalar` profiles the path of CPUs without AVX-512.
         let mut g = GridKnn::default();
+        match std::env::var("KNN_GRID_ONLY").as_deref() {
+            Ok("avx2") => g.no_avx512 = true,
+            Ok("scalar") => g.scalar_only = true,
+            _ => {}
+        }
         let mut keys = Vec::new();
         for r in [256usize, 1024] {
             let (us, _) = time_for(3.0, &clouds(r), |c, o| grid(c, &mut g, &mut keys, o));
