@@ -21,6 +21,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod fault;
+pub mod generative;
 pub mod loader;
 pub mod plot;
 pub mod profile;
