@@ -12,7 +12,7 @@
 //! | 4 | `batch` (jets in flight) |
 //! | 3 | `source` (HDF5) |
 //! | 2 | `config` |
-//! | 1 | `fault`, `profile`, `plot` |
+//! | 1 | `fault`, `profile`, `plot`, `generative` (metrics of generated jets) |
 //! | 0 | `error` |
 
 pub mod batch;
@@ -38,9 +38,10 @@ pub use error::{Error, Result};
 #[cfg(test)]
 mod layering {
     /// Each top-level module's layer, as the crate documentation's table states.
-    const LAYERS: [(&str, u8); 15] = [
+    const LAYERS: [(&str, u8); 16] = [
         ("error", 0),
         ("fault", 1),
+        ("generative", 1),
         ("profile", 1),
         ("plot", 1),
         ("config", 2),

@@ -3,12 +3,18 @@
 //! histograms) on random samples.
 
 use super::metrics::*;
-use crate::loader::plan::SplitMix64;
 
-/// Standard normal draws (Box–Muller on SplitMix64).
+/// Standard normal draws (Box–Muller on a SplitMix64 sequence).
 fn normals(seed: u64, n: usize) -> Vec<f64> {
-    let mut r = SplitMix64::new(seed);
-    let mut u = || ((r.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut u = || ((next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
     (0..n)
         .map(|_| (-2.0 * u().ln()).sqrt() * (2.0 * std::f64::consts::PI * u()).cos())
         .collect()
