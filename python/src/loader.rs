@@ -84,10 +84,7 @@ impl Loader {
     fn epoch(&self, py: Python<'_>, epoch: u64, part: usize, parts: usize) -> PyResult<Epoch> {
         let inner = self.inner.clone();
         let it = py
-            .detach(move || match parts {
-                1 if part == 0 => inner.epoch(epoch),
-                _ => inner.epoch_part(epoch, part, parts),
-            })
+            .detach(move || inner.epoch_part(epoch, part, parts))
             .map_err(py_err)?;
         Ok(Epoch::new(it))
     }

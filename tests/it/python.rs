@@ -6,6 +6,7 @@
 use crate::common::{python, quiet};
 use jetpipe::config::load_config;
 use jetpipe::engine::run;
+use jetpipe::loader::npy::NpyElement;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -132,30 +133,8 @@ fn data_sample_generator_checks_pass() {
     ]);
 }
 
-/// Numbers written as little-endian bytes (no reinterpretation of memory).
-trait LeBytes: Copy {
-    fn put(self, out: &mut Vec<u8>);
-}
-
-macro_rules! le_bytes {
-    ($($t:ty),*) => {$(
-        impl LeBytes for $t {
-            fn put(self, out: &mut Vec<u8>) {
-                out.extend_from_slice(&self.to_le_bytes());
-            }
-        }
-    )*};
-}
-le_bytes!(u8, i8, u16, u64, f32);
-
-impl LeBytes for bool {
-    fn put(self, out: &mut Vec<u8>) {
-        out.push(u8::from(self));
-    }
-}
-
 /// Plain little-endian arrays for numpy.fromfile.
-fn dump<T: LeBytes>(path: &Path, v: &[T]) {
+fn dump<T: NpyElement>(path: &Path, v: &[T]) {
     let mut bytes = Vec::with_capacity(std::mem::size_of_val(v));
     for &x in v {
         x.put(&mut bytes);

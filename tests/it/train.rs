@@ -266,13 +266,7 @@ fn graph_networks_learn_from_the_stored_graphs() {
         // `eval` rebuilds the model with its graph input and scores the validation jets as
         // the best epoch did.
         assert_val_eval_is_the_best_val_auc(&run_dir, &s);
-        let h = s.state.history;
-        let last = (h[4].train_loss + h[5].train_loss) / 2.0;
-        assert!(
-            last < h[0].train_loss,
-            "{model}: loss did not fall: {:?}",
-            h.iter().map(|e| e.train_loss).collect::<Vec<_>>()
-        );
+        assert_six_epoch_loss_falls(model, &s.state.history);
         assert!(dir.path().join("r/best/model.bpk").exists());
         println!("{model}: {:.1} s", t0.elapsed().as_secs_f64());
     }
@@ -291,13 +285,7 @@ fn particle_transformer_learns_with_the_pair_bias() {
     let text = format!("{head}{raw}");
     let s = train(&text, &quiet_opts());
     assert_val_eval_is_the_best_val_auc(&dir.path().join("r"), &s);
-    let h = s.state.history;
-    let last = (h[4].train_loss + h[5].train_loss) / 2.0;
-    assert!(
-        last < h[0].train_loss,
-        "loss did not fall: {:?}",
-        h.iter().map(|e| e.train_loss).collect::<Vec<_>>()
-    );
+    assert_six_epoch_loss_falls(small, &s.state.history);
     // The default YAML logs the energies: the pair features cannot use them.
     let text = yaml(Path::new("/tmp/x"), "").replace("{resnet_pc: 256_S}", small);
     let spec = parse_train(&text, "t.yaml").unwrap();
@@ -305,6 +293,16 @@ fn particle_transformer_learns_with_the_pair_bias() {
     assert!(
         e.contains("vectors.energy = 0 is `tracks` with transforms"),
         "{e}"
+    );
+}
+
+/// The mean training loss of epochs 5 and 6 is below epoch 1's (noisy tiny-sample runs).
+fn assert_six_epoch_loss_falls(model: &str, h: &[jetpipe::train::history::EpochMetrics]) {
+    let last = (h[4].train_loss + h[5].train_loss) / 2.0;
+    assert!(
+        last < h[0].train_loss,
+        "{model}: loss did not fall: {:?}",
+        h.iter().map(|e| e.train_loss).collect::<Vec<_>>()
     );
 }
 
