@@ -22,7 +22,7 @@ use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use jetpipe::train::contract::{Classifier, Dims, Inputs, Make, Needs};
+use jetpipe::train::contract::{Dims, Inputs, JetModel, Make, Needs, Noise, Step};
 use jetpipe::train::models::resnet_pc::{ResNetPc, Variant};
 use jetpipe::train::models::{ModelSpec, ModelVisitor};
 use std::time::Instant;
@@ -108,6 +108,9 @@ fn main() {
     registered_models(secs, threads);
 }
 
+/// `[C, H, W]` of the images generative models get (125 × 125 sum-pooled by 4).
+const IMAGE: [usize; 3] = [3, 32, 32];
+
 /// Jet-level inputs given to the features baseline (the `jets` table has about 30).
 const JET_INPUTS: usize = 30;
 
@@ -119,7 +122,7 @@ struct TimeStep {
 
 impl ModelVisitor for TimeStep {
     type Out = f64;
-    fn visit<M: Classifier>(self, _: &str, needs: Needs, make: Make<M>) -> f64 {
+    fn visit<M: JetModel>(self, _: &str, needs: Needs, make: Make<M>) -> f64 {
         let device = Device::flex().autodiff();
         let r = self.resolution;
         let dims = Dims {
@@ -130,12 +133,10 @@ impl ModelVisitor for TimeStep {
                 0
             },
             resolution: r,
+            image: if needs.image { IMAGE } else { [0; 3] },
         };
         let model = make(&device, dims);
         let mut optim = AdamWConfig::new().with_weight_decay(0.05).init();
-        let bce = BinaryCrossEntropyLossConfig::new()
-            .with_logits(true)
-            .init(&device);
         // Jet b has 30 + (b · 7919 mod (R − 29)) real points.
         let mask: Vec<f32> = (0..BATCH * r)
             .map(|i| {
@@ -172,13 +173,24 @@ impl ModelVisitor for TimeStep {
             jets: (dims.jet_inputs > 0).then(|| {
                 Tensor::<2>::random([BATCH, JET_INPUTS], Distribution::Normal(0.0, 1.0), &device)
             }),
+            image: needs.image.then(|| {
+                let [c, h, w] = IMAGE;
+                Tensor::<4>::random([BATCH, c, h, w], Distribution::Normal(0.0, 1.0), &device)
+                    .clamp_min(0.0)
+            }),
         };
         let y = Tensor::<1, Int>::from_data(
             TensorData::new((0..BATCH as i64).map(|i| i % 2).collect(), [BATCH]),
             &device,
         );
         let step = |model: M| {
-            let loss = bce.forward(model.logits(&x), y.clone());
+            let mut noise = Noise::new(0, 0);
+            let mut step = Step {
+                labels: y.clone(),
+                noise: &mut noise,
+                progress: 0.5,
+            };
+            let loss = model.objective(&x, &mut step).loss;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             optim.step(1e-3, model, grads)
         };

@@ -66,7 +66,7 @@ mod layering {
     }
 
     /// The modules of `train`, in layers (its module documentation states them).
-    const TRAIN_LAYERS: [(&str, u8); 14] = [
+    const TRAIN_LAYERS: [(&str, u8); 15] = [
         ("contract", 0),
         ("history", 0),
         ("metrics", 0),
@@ -74,6 +74,7 @@ mod layering {
         ("nn", 1),
         ("tensors", 1),
         ("checkpoint", 1),
+        ("ema", 1),
         ("plot", 1),
         ("models", 2),
         ("spec", 3),

@@ -1,5 +1,6 @@
 //! Checkpoints: `RUN/last/` and `RUN/best/`, each holding `model.bpk`, `optim.bpk` (Burn's
-//! burnpack files) and `state.json` (epoch, loader state, learning rate, scheduler and
+//! burnpack files), `ema.bpk` (the weights' moving average of models that keep one; `best`'s
+//! `model.bpk` is that average) and `state.json` (epoch, loader state, learning rate, scheduler and
 //! early-stopping counters, the partial epoch's metrics, the history). A checkpoint is written
 //! into a temporary directory and swapped in by renames, so a run killed while saving keeps
 //! the previous one.
@@ -27,7 +28,11 @@ pub struct TrainState {
     pub lr: f64,
     /// Best validation AUC so far and its epoch.
     pub best_auc: Option<f64>,
-    /// Epoch of `best_auc`.
+    /// Best validation loss so far (generative models' goal; the loss at the best AUC for
+    /// classifiers).
+    #[serde(default)]
+    pub best_loss: Option<f64>,
+    /// Epoch of the best checkpoint.
     pub best_epoch: Option<usize>,
     /// Epochs since the validation AUC last improved (plateau and early stopping).
     pub bad_epochs: usize,
@@ -57,6 +62,7 @@ pub fn save<M: Module>(
     name: &str,
     model: &M,
     optim: Option<&ModuleOptimizer>,
+    ema: Option<&M>,
     state: &TrainState,
 ) -> Result<()> {
     let dir = run.join(name);
@@ -75,6 +81,11 @@ pub fn save<M: Module>(
         .clone()
         .save_file(tmp.join("model.bpk"))
         .map_err(|e| bad(&e))?;
+    if let Some(e) = ema {
+        e.clone()
+            .save_file(tmp.join("ema.bpk"))
+            .map_err(|e| bad(&e))?;
+    }
     if let Some(o) = optim {
         o.save(tmp.join("optim.bpk")).map_err(|e| bad(&e))?;
     }

@@ -12,14 +12,14 @@ pub struct EpochMetrics {
     pub epoch: usize,
     /// Learning rate used.
     pub lr: f64,
-    /// Mean training loss (BCE with logits).
+    /// Mean training loss (BCE with logits for classifiers, the model's loss otherwise).
     pub train_loss: f64,
     /// Training ROC AUC over the epoch's batches (model changing during the epoch).
     pub train_auc: Option<f64>,
     /// Validation loss.
     pub val_loss: f64,
-    /// Validation accuracy at probability 0.5.
-    pub val_acc: f64,
+    /// Validation accuracy at probability 0.5 (classifiers).
+    pub val_acc: Option<f64>,
     /// Validation ROC AUC (exact).
     pub val_auc: Option<f64>,
     /// Training jets per second (loader + forward + backward + step).
@@ -40,13 +40,13 @@ pub fn write(run: &Path, history: &[EpochMetrics]) -> Result<()> {
         jsonl.push_str(&serde_json::to_string(m).expect("json"));
         jsonl.push('\n');
         csv.push_str(&format!(
-            "{},{},{:.6},{},{:.6},{:.6},{},{:.1},{}\n",
+            "{},{},{:.6},{},{:.6},{},{},{:.1},{}\n",
             m.epoch,
             m.lr,
             m.train_loss,
             opt(m.train_auc),
             m.val_loss,
-            m.val_acc,
+            opt(m.val_acc),
             opt(m.val_auc),
             m.samples_per_s,
             m.train_jets

@@ -2,13 +2,15 @@
 //! one training loop with metrics, plots, checkpoints and resume, the loader's Burn adapter,
 //! evaluation into a predictions table, and the comparison of runs.
 //!
-//! Layers inside (the layering test in `lib.rs` checks them): `contract` (the `Classifier`
-//! trait) ← `nn` (shared layers) ← `models` (one file per model, and the registry) ← `spec`
-//! (the YAML) ← `run` ← `fit` (the loop) ← `eval` ← `compare`.
+//! Layers inside (the layering test in `lib.rs` checks them): `contract` (the `JetModel` and
+//! `Classifier` traits) ← `nn` (shared layers), `ema` (weight averages) ← `models` (one file
+//! per model, and the registry) ← `spec` (the YAML) ← `run` ← `fit` (the loop) ← `eval` ←
+//! `compare`.
 
 pub mod checkpoint;
 pub mod compare;
 pub mod contract;
+pub mod ema;
 pub mod eval;
 pub mod fit;
 pub mod history;

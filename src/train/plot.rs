@@ -194,7 +194,7 @@ mod tests {
                 train_loss: 0.7 - 0.1 * i as f64,
                 train_auc: Some(0.6 + 0.1 * i as f64),
                 val_loss: 0.72 - 0.1 * i as f64,
-                val_acc: 0.6,
+                val_acc: Some(0.6),
                 val_auc: Some(0.62 + 0.1 * i as f64),
                 samples_per_s: 10.0,
                 train_jets: 100,

@@ -42,6 +42,10 @@ pub fn to_tensors(batch: Batch, needs: Needs, device: &Device) -> BatchTensors {
             Tensor::from_data(TensorData::new(v, [b, r, k]), device)
         }),
         jets: None,
+        image: (needs.image && !batch.image.is_empty()).then(|| {
+            let [c, h, w] = batch.image_dims;
+            Tensor::from_data(TensorData::new(batch.image, [b, c, h, w]), device)
+        }),
     };
     BatchTensors {
         inputs,
@@ -79,6 +83,7 @@ mod tests {
             mask: true,
             neighbours: true,
             all_jet_inputs_by_default: false,
+            image: false,
         };
         let t = to_tensors(batch(), all, &Device::flex());
         let x = &t.inputs;
@@ -108,6 +113,7 @@ mod tests {
             mask: false,
             neighbours: false,
             all_jet_inputs_by_default: false,
+            image: false,
         };
         let t = to_tensors(batch(), points_only, &Device::flex());
         assert!(t.inputs.points.is_some());

@@ -1,5 +1,5 @@
 //! The integration tests, as one test binary: each module is one area (conversion, bad
-//! input, faults, features, direct reads, loader, CLI, Python, training, graph layers). One binary links
+//! input, faults, features, direct reads, loader, CLI, Python, training, graph layers, generative models). One binary links
 //! jetpipe with DataFusion, Burn and HDF5 once instead of once per area (issue 25).
 
 mod bad_input;
@@ -9,6 +9,8 @@ mod conversion;
 mod direct_read;
 mod faults;
 mod features;
+#[cfg(feature = "train")]
+mod generative;
 #[cfg(feature = "train")]
 mod gnn;
 mod loader;

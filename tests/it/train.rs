@@ -11,7 +11,7 @@ use jetpipe::train::spec::parse_train;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
@@ -30,7 +30,7 @@ fn convert_tiny(out: &Path, knn: bool) {
 }
 
 /// The 64-jet sample converted at resolution 256 (once per test binary).
-fn dataset() -> &'static Path {
+pub(crate) fn dataset() -> &'static Path {
     static D: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &D.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();

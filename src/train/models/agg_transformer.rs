@@ -148,6 +148,7 @@ impl AggConfig {
             mask: self.mask,
             neighbours: false,
             all_jet_inputs_by_default: false,
+            image: false,
         }
     }
 }
@@ -373,6 +374,7 @@ mod tests {
                 features: 5,
                 jet_inputs: 0,
                 resolution: r,
+                image: [0; 3],
             };
             let cfg = AggConfig {
                 variant: v,
@@ -396,6 +398,7 @@ mod tests {
             features: 4,
             jet_inputs: 0,
             resolution: 256,
+            image: [0; 3],
         };
         let cfg = AggConfig {
             variant: AggVariant::R256S,

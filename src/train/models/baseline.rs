@@ -14,6 +14,7 @@ pub const NEEDS: Needs = Needs {
     mask: false,
     neighbours: false,
     all_jet_inputs_by_default: true,
+    image: false,
 };
 
 /// Logistic regression: one linear layer on the jet inputs.
@@ -56,6 +57,7 @@ mod tests {
             neighbours: None,
             neighbour_mask: None,
             jets: Some(j.clone()),
+            image: None,
         };
         let z: Vec<f32> = m.logits(&x).try_into_vec_as::<f32>().unwrap();
         let w: Vec<f32> = m.linear.weight.val().try_into_vec_as::<f32>().unwrap();

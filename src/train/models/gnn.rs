@@ -128,6 +128,7 @@ impl GnnConfig {
             mask: true,
             neighbours: true,
             all_jet_inputs_by_default: false,
+            image: false,
         }
     }
 
@@ -262,6 +263,7 @@ mod tests {
             features: f,
             jet_inputs: 0,
             resolution: 256,
+            image: [0; 3],
         };
         let lin = |i: usize, o: usize, bias: bool| i * o + if bias { o } else { 0 };
         let head = lin(64, 16, true) + lin(16, 1, true);
@@ -349,6 +351,7 @@ mod tests {
             features: 5,
             jet_inputs: 0,
             resolution: r,
+            image: [0; 3],
         };
         for kind in [ConvKind::Gcn, ConvKind::Sage, ConvKind::Gin] {
             let mut m = Gnn::new(cfg(kind), dims, &device);

@@ -1,19 +1,22 @@
 //! The model registry: every trainable model, by its YAML name. This is the only place that
 //! matches on a model; the loop (`fit`), `eval`, `compare` and the CLI go through
 //! [`ModelSpec`] and its [`ModelVisitor`].
-//! Adding a model: a file here implementing [`Classifier`](crate::train::contract::Classifier),
+//! Adding a model: a file here implementing [`Classifier`](crate::train::contract::Classifier)
+//! or [`JetModel`],
 //! a [`ModelSpec`] variant, and one arm in [`ModelSpec::visit`].
 
 pub mod agg_transformer;
 pub mod baseline;
+pub mod ddpm;
 pub mod gnn;
 pub mod part;
 pub mod particle_net;
 pub mod resnet_pc;
+pub mod vae;
 
 use crate::error::{Error, Result};
 use crate::loader::LoaderSpec;
-use crate::train::contract::{Classifier, Dims, Make, Needs};
+use crate::train::contract::{Dims, JetModel, Make, Needs};
 use burn::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -37,6 +40,10 @@ pub enum ModelSpec {
     /// The Particle Transformer with pair-interaction attention bias, e.g.
     /// `{particle_transformer: {layers: 8}}`.
     ParticleTransformer(part::PartConfig),
+    /// A variational autoencoder of the loader's images, e.g. `{vae: {latent: 32}}`.
+    Vae(vae::VaeConfig),
+    /// A denoising diffusion model of the loader's images, e.g. `{ddpm: {timesteps: 1000}}`.
+    Ddpm(ddpm::DdpmConfig),
 }
 
 /// Something done with a model type: the registry calls [`ModelVisitor::visit`] with the
@@ -45,7 +52,7 @@ pub trait ModelVisitor {
     /// What the visit returns.
     type Out;
     /// Runs with the model that `make` builds (`title` names it, it reads `needs`).
-    fn visit<M: Classifier>(self, title: &str, needs: Needs, make: Make<M>) -> Self::Out;
+    fn visit<M: JetModel>(self, title: &str, needs: Needs, make: Make<M>) -> Self::Out;
 }
 
 impl ModelSpec {
@@ -79,6 +86,14 @@ impl ModelSpec {
                 let make = move |d: &Device, x: Dims| part::ParT::new(c, x, d);
                 v.visit(&title, c.needs(), &make)
             }
+            &ModelSpec::Vae(c) => {
+                let make = move |d: &Device, x: Dims| vae::Vae::new(c, x, d);
+                v.visit(&title, c.needs(), &make)
+            }
+            ModelSpec::Ddpm(c) => {
+                let make = move |d: &Device, x: Dims| ddpm::Ddpm::new(c, x, d);
+                v.visit(&title, c.needs(), &make)
+            }
         }
     }
 
@@ -91,6 +106,8 @@ impl ModelSpec {
             ModelSpec::Gnn(c) => c.title(),
             ModelSpec::ParticleNet(c) => c.title(),
             ModelSpec::ParticleTransformer(c) => c.title(),
+            ModelSpec::Vae(c) => c.title(),
+            ModelSpec::Ddpm(c) => c.title(),
         }
     }
 
@@ -99,7 +116,7 @@ impl ModelSpec {
         struct N;
         impl ModelVisitor for N {
             type Out = Needs;
-            fn visit<M: Classifier>(self, _: &str, needs: Needs, _: Make<M>) -> Needs {
+            fn visit<M: JetModel>(self, _: &str, needs: Needs, _: Make<M>) -> Needs {
                 needs
             }
         }
@@ -112,9 +129,11 @@ impl ModelSpec {
             ModelSpec::ResnetPc(v) => Some(v.resolution()),
             ModelSpec::FeaturesBaseline => None,
             ModelSpec::AggregationTransformer(c) => Some(c.variant.resolution()),
-            ModelSpec::Gnn(_) | ModelSpec::ParticleNet(_) | ModelSpec::ParticleTransformer(_) => {
-                None
-            }
+            ModelSpec::Gnn(_)
+            | ModelSpec::ParticleNet(_)
+            | ModelSpec::ParticleTransformer(_)
+            | ModelSpec::Vae(_)
+            | ModelSpec::Ddpm(_) => None,
         }
     }
 
@@ -125,6 +144,8 @@ impl ModelSpec {
             ModelSpec::Gnn(c) => c.invalid(),
             ModelSpec::ParticleNet(c) => c.invalid(loader.resolution),
             ModelSpec::ParticleTransformer(c) => c.invalid(loader),
+            ModelSpec::Vae(c) => c.invalid(),
+            ModelSpec::Ddpm(c) => c.invalid(),
             _ => None,
         };
         if let Some(e) = invalid {
@@ -137,6 +158,13 @@ impl ModelSpec {
                 "model {} is made for resolution {r}, the loader reads {}",
                 self.title(),
                 loader.resolution
+            )));
+        }
+        if self.needs().image && loader.image.is_none() {
+            return Err(Error::Config(format!(
+                "model {} reads images: set the loader's `image:` view (e.g. `image: {{pool: 4, \
+                 transforms: [log1p]}}`)",
+                self.title()
             )));
         }
         if self.needs().neighbours && !loader.neighbours {

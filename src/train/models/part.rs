@@ -167,6 +167,7 @@ impl PartConfig {
             mask: true,
             neighbours: false,
             all_jet_inputs_by_default: false,
+            image: false,
         }
     }
 
@@ -420,6 +421,7 @@ mod tests {
             features,
             jet_inputs: 0,
             resolution: 16,
+            image: [0; 3],
         }
     }
 

@@ -76,6 +76,7 @@ impl ParticleNetConfig {
             mask: true,
             neighbours: true,
             all_jet_inputs_by_default: false,
+            image: false,
         }
     }
 
@@ -222,6 +223,7 @@ mod tests {
             features: f,
             jet_inputs: 0,
             resolution: 256,
+            image: [0; 3],
         };
         let m = ParticleNet::new(cfg, dims, &Device::flex());
         assert_eq!(m.trainable_params(), want);

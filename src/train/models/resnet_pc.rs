@@ -245,6 +245,7 @@ pub const NEEDS: Needs = Needs {
     mask: false,
     neighbours: false,
     all_jet_inputs_by_default: false,
+    image: false,
 };
 
 impl Classifier for ResNetPc {
