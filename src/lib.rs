@@ -66,7 +66,7 @@ mod layering {
     }
 
     /// The modules of `train`, in layers (its module documentation states them).
-    const TRAIN_LAYERS: [(&str, u8); 15] = [
+    const TRAIN_LAYERS: [(&str, u8); 16] = [
         ("contract", 0),
         ("history", 0),
         ("metrics", 0),
@@ -81,6 +81,7 @@ mod layering {
         ("run", 4),
         ("fit", 5),
         ("eval", 6),
+        ("sample", 6),
         ("compare", 7),
     ];
 

@@ -83,3 +83,10 @@ pub type DrawResult = std::result::Result<(), String>;
 pub fn e<T, E: std::fmt::Display>(r: std::result::Result<T, E>) -> std::result::Result<T, String> {
     r.map_err(|e| e.to_string())
 }
+
+/// Black → red → yellow → white for t in [0, 1] (jet-image colour scale).
+pub fn heat(t: f32) -> [u8; 3] {
+    let t = t.clamp(0.0, 1.0);
+    let c = |x: f32| (x.clamp(0.0, 1.0) * 255.0) as u8;
+    [c(3.0 * t), c(3.0 * t - 1.0), c(3.0 * t - 2.0)]
+}

@@ -1,6 +1,8 @@
 //! Command-line interface: argument definitions and dispatch, one file per command.
 
 mod explain;
+#[cfg(feature = "train")]
+mod generate;
 mod inspect;
 mod load;
 mod preview;
@@ -66,6 +68,14 @@ pub enum Command {
     /// the first run, and every ROC curve in one PNG.
     #[cfg(feature = "train")]
     Compare(train::CompareArgs),
+    /// Generate jets with trained generative models (VAE, DDPM) into datasets, with metrics
+    /// against real test jets and PNGs.
+    #[cfg(feature = "train")]
+    Generate(generate::SampleArgs),
+    /// Reconstruct real test jets with trained generative models (VAE; DDPM from t₀), with
+    /// metrics and side-by-side PNGs.
+    #[cfg(feature = "train")]
+    Reconstruct(generate::ReconstructArgs),
     /// Draw the first jets of a dataset (channels and kept points, side by side) into a PNG.
     Preview(preview::PreviewArgs),
     /// Print the JSON Schema of the pipeline YAML and the table contracts, or write them.
@@ -96,6 +106,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Eval(args) => train::eval(args),
         #[cfg(feature = "train")]
         Command::Compare(args) => train::compare(args),
+        #[cfg(feature = "train")]
+        Command::Generate(args) => generate::generate(args),
+        #[cfg(feature = "train")]
+        Command::Reconstruct(args) => generate::reconstruct(args),
         Command::Preview(args) => preview::preview(args).map(|_| ()),
         Command::Schema { write } => schema::schema(write.as_deref()),
     }

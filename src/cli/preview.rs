@@ -4,7 +4,7 @@
 
 use crate::config::SourceConfig;
 use crate::error::{Error, Result};
-use crate::plot::{DrawResult, FONT, Figure, e};
+use crate::plot::{DrawResult, FONT, Figure, e, heat};
 use crate::source::Hdf5Source;
 use crate::store::manifest::Manifest;
 use arrow::array::AsArray;
@@ -30,13 +30,6 @@ const SCALE: usize = 2;
 const GAP: usize = 4;
 /// Height of the title strip.
 const HEAD: usize = 24;
-
-/// Black → red → yellow → white for t in [0, 1].
-fn heat(t: f32) -> [u8; 3] {
-    let t = t.clamp(0.0, 1.0);
-    let c = |x: f32| (x.clamp(0.0, 1.0) * 255.0) as u8;
-    [c(3.0 * t), c(3.0 * t - 1.0), c(3.0 * t - 2.0)]
-}
 
 /// A jet's id and the pixel rows and columns of its points.
 type JetPixels = (u64, Vec<u16>, Vec<u16>);

@@ -77,11 +77,15 @@ pub fn train(args: TrainArgs) -> Result<()> {
         stop_after_steps: None,
     };
     let s = crate::train::train(&spec, &text, &opts)?;
+    let best = match (s.state.best_auc, s.state.best_loss) {
+        (Some(a), _) => format!("best val AUC {a:.4}"),
+        (None, Some(l)) => format!("best val loss {l:.4}"),
+        (None, None) => "no best epoch".into(),
+    };
     println!(
-        "run:      {} ({} epochs, best val AUC {})",
+        "run:      {} ({} epochs, {best})",
         spec.run_dir.display(),
         s.state.history.len(),
-        s.state.best_auc.map_or("-".into(), |a| format!("{a:.4}"))
     );
     Ok(())
 }

@@ -196,6 +196,9 @@ pub struct Sampling {
     pub guidance: f64,
     /// Output pixels below this value (in the model's transformed units) are set to 0.
     pub threshold: f32,
+    /// Diffusion reconstruction by DDIM inversion to t₀ and DDIM decoding back (deterministic)
+    /// instead of noising (SDEdit).
+    pub invert: bool,
 }
 
 /// A model that generates jet images (in the loader's transformed units, `[B, C, H, W]`).
@@ -211,6 +214,13 @@ pub trait ImageGenerator {
 
     /// New images, one per label (`labels` matter to conditional models only).
     fn generate(&self, labels: Tensor<1, Int>, how: &Sampling, noise: &mut Noise) -> Tensor<4>;
+
+    /// Whether generated images follow the labels asked for.
+    fn conditional(&self) -> bool;
+
+    /// Whether reconstructions depend on `Sampling::t0` (diffusion) rather than being one
+    /// encoding and decoding (VAE).
+    fn noises(&self) -> bool;
 }
 
 impl<M: Classifier> JetModel for M {

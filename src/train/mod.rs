@@ -5,7 +5,7 @@
 //! Layers inside (the layering test in `lib.rs` checks them): `contract` (the `JetModel` and
 //! `Classifier` traits) ← `nn` (shared layers), `ema` (weight averages) ← `models` (one file
 //! per model, and the registry) ← `spec` (the YAML) ← `run` ← `fit` (the loop) ← `eval` ←
-//! `compare`.
+//! `compare`, `sample` (generate and reconstruct with generative models).
 
 pub mod checkpoint;
 pub mod compare;
@@ -20,6 +20,7 @@ pub mod models;
 pub mod nn;
 pub mod plot;
 pub mod run;
+pub mod sample;
 pub mod spec;
 pub mod tensors;
 

@@ -156,7 +156,7 @@ pub fn losses(path: &Path, title: &str, history: &[EpochMetrics]) -> Result<()> 
         panel(
             &upper,
             0.0..top,
-            "loss (BCE with logits)",
+            "loss (classifiers: BCE with logits)",
             [
                 ("train", BLUE, pts(&|m| Some(m.train_loss))),
                 ("validation", ORANGE, pts(&|m| Some(m.val_loss))),

@@ -141,3 +141,111 @@ fn committed_generative_yamls_are_valid() {
         assert!(s.loader.image.is_some(), "{f}");
     }
 }
+
+#[test]
+fn generate_and_reconstruct_write_datasets_metrics_and_pictures() {
+    use jetpipe::train::sample::{SampleOptions, generate, reconstruct};
+    let dir = tempfile::tempdir().unwrap();
+    let (vae, ddpm) = (dir.path().join("vae"), dir.path().join("ddpm"));
+    let vae_model = "{vae: {channels: [8, 8, 8, 8], latent: 4}}";
+    // A quarter of the jets (about 16) are test jets.
+    let split = |t: String| t.replace("train: 0.75, val: 0.25", "train: 0.5, val: 0.25");
+    train(&split(yaml(&vae, vae_model, "  epochs: 1\n")), &quiet());
+    // The DDPM learns halved log1p images: the two runs' units differ.
+    let ddpm_yaml = split(yaml(&ddpm, SMALL_DDPM, "  epochs: 1\n"))
+        .replace("transforms: [log1p]}", "transforms: [log1p, {scale: 0.5}]}");
+    train(&ddpm_yaml, &quiet());
+    let mut o = SampleOptions {
+        runs: vec![vae.clone(), ddpm.clone()],
+        out: dir.path().join("gen"),
+        jets: 8,
+        steps: Some(5),
+        guidance: 1.0,
+        threshold: None,
+        t0: vec![0.3, 0.6],
+        invert: true,
+        seed: 0,
+        batch: 3,
+        quiet: true,
+    };
+    let g = generate(&o).unwrap();
+    let names: Vec<&str> = g.sets.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "ddpm",
+            "reference: mean image",
+            "reference: real train jets",
+            "vae"
+        ]
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(o.out.join("metrics.json")).unwrap())
+            .unwrap();
+    for (name, m) in json["sets"].as_object().unwrap() {
+        let d = &m["distribution"];
+        for key in ["w1", "w1_over_sd", "separation_power"] {
+            let per = d[key].as_object().unwrap();
+            assert_eq!(
+                per.len(),
+                jetpipe::train::sample::report::OBSERVABLES.len(),
+                "{name} {key}"
+            );
+            assert!(
+                per.values().all(|v| v.as_f64().unwrap().is_finite()),
+                "{name} {key}"
+            );
+        }
+        for key in [
+            "frechet",
+            "two_sample_auc",
+            "mean_w1_over_sd",
+            "mean_separation_power",
+        ] {
+            assert!(d[key].as_f64().unwrap().is_finite(), "{name} {key}: {d}");
+        }
+        assert_eq!(d["jets"], 8);
+    }
+    for f in ["jets.png", "observables.png"] {
+        assert!(o.out.join(f).exists(), "{f}");
+    }
+    // Every set is a dataset: the conditional DDPM's jets carry the real jets' labels, the
+    // unconditional VAE's none.
+    let real = jetpipe::train::jet_inputs::read_jets(&g.datasets["real"]).unwrap();
+    let d = jetpipe::train::jet_inputs::read_jets(&g.datasets["ddpm"]).unwrap();
+    let v = jetpipe::train::jet_inputs::read_jets(&g.datasets["vae"]).unwrap();
+    assert_eq!((real.ids.len(), d.ids.len(), v.ids.len()), (8, 8, 8));
+    assert_eq!(d.labels, real.labels);
+    assert!(real.labels.iter().all(|&l| l == 0 || l == 1));
+    assert!(v.labels.iter().all(|&l| l == -1));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pipeline"))
+        .args(["sql", "--format", "csv", "-d"])
+        .arg(&g.datasets["ddpm"])
+        .arg("SELECT count(*) AS n FROM jets")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains('8'),
+        "{out:?}"
+    );
+
+    o.out = dir.path().join("rec");
+    let r = reconstruct(&o).unwrap();
+    let names: Vec<&str> = r.sets.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "ddpm DDIM-inverted t0=0.3",
+            "ddpm DDIM-inverted t0=0.6",
+            "ddpm t0=0.3",
+            "ddpm t0=0.6",
+            "vae"
+        ]
+    );
+    for (name, m) in &r.sets {
+        let rec = m.reconstruction.as_ref().unwrap();
+        assert!(rec.pixel_mse.is_finite() && rec.pixel_mse > 0.0, "{name}");
+        assert_eq!(rec.energy_bias.len(), 3, "{name}");
+    }
+    assert!(o.out.join("reconstructions.png").exists());
+}

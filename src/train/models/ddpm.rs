@@ -321,7 +321,7 @@ impl JetModel for Ddpm {
 
 impl ImageGenerator for Ddpm {
     /// SDEdit: noise to t₀ = `how.t0`·T, denoise back (ancestral, or DDIM with a share of
-    /// `how.steps`).
+    /// `how.steps`); with `how.invert`, DDIM inversion to t₀ and DDIM decoding instead.
     fn reconstruct(
         &self,
         images: Tensor<4>,
@@ -329,6 +329,9 @@ impl ImageGenerator for Ddpm {
         how: &Sampling,
         noise: &mut Noise,
     ) -> Tensor<4> {
+        if how.invert {
+            return self.invert_and_decode(images, labels, how);
+        }
         let classes = self.sample_classes(&labels);
         let from = self.step_of(how.t0);
         let shape = images.dims();
@@ -343,5 +346,13 @@ impl ImageGenerator for Ddpm {
         let [ch, h, w] = self.image;
         let x = noise.normal([labels.dims()[0], ch, h, w], &labels.device());
         self.denoise(x, self.schedule.steps() - 1, &classes, how, noise)
+    }
+
+    fn conditional(&self) -> bool {
+        self.conditional
+    }
+
+    fn noises(&self) -> bool {
+        true
     }
 }

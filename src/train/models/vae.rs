@@ -262,6 +262,14 @@ impl ImageGenerator for Vae {
         let z = noise.normal([labels.dims()[0], self.latent], &labels.device());
         detector_like(self.decode(z), how.threshold)
     }
+
+    fn conditional(&self) -> bool {
+        false
+    }
+
+    fn noises(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
@@ -377,6 +385,7 @@ mod tests {
             steps: None,
             guidance: 0.0,
             threshold: 0.05,
+            invert: false,
         };
         let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 1], [3]), &d);
         let g = m.generate(labels.clone(), &how, &mut Noise::new(1, 2));

@@ -45,7 +45,10 @@ fn conv3(i: usize, o: usize, stride: usize, d: &Device) -> Conv2d {
 }
 
 fn norm(c: usize, d: &Device) -> GroupNorm {
-    let groups = [8, 4, 2, 1].into_iter().find(|g| c.is_multiple_of(*g)).unwrap_or(1);
+    let groups = [8, 4, 2, 1]
+        .into_iter()
+        .find(|g| c.is_multiple_of(*g))
+        .unwrap_or(1);
     GroupNormConfig::new(groups, c).init(d)
 }
 
