@@ -240,6 +240,9 @@ fn registered_models(secs: f64, threads: usize) {
         r#"{"particle_net": {"dynamic": false}}"#,
         r#"{"particle_net": {"dynamic": true}}"#,
         r#"{"particle_transformer": {}}"#,
+        r#"{"vae": {}}"#,
+        r#"{"ddpm": {}}"#,
+        r#"{"ddpm": {"base": 16}}"#,
     ]
     .join(";");
     let list = std::env::var("TRAIN_STEP_MODELS").unwrap_or(default);
