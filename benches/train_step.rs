@@ -7,7 +7,9 @@
 //!
 //! Then every registered model (issue 19) through the model contract, as `pipeline train`
 //! runs it: jets/s of one training step at batch 64 and the ratio to ResNet-PC 1024_M measured
-//! in the same run. Jets have between 30 and R real points (uniform), the rest padding.
+//! in the same run. Jets have between 30 and R real points (uniform), the rest padding. The
+//! generative models (VAE, DDPM) get random non-negative 3 × 32 × 32 images (125 × 125
+//! pooled by 4, as `pipelines/qg_train_{vae,ddpm}.yaml` read them).
 //!
 //! Run: `.ci/with-tools cargo bench --bench train_step`. `TRAIN_STEP_VARIANTS=1024_M,512_M`
 //! picks the ResNet-PC variants of the first table (`none` skips it); `TRAIN_STEP_MODELS`

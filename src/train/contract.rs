@@ -199,6 +199,8 @@ pub struct Sampling {
     /// Diffusion reconstruction by DDIM inversion to t₀ and DDIM decoding back (deterministic)
     /// instead of noising (SDEdit).
     pub invert: bool,
+    /// Diffusion: the data range the predicted x̂₀ is clamped to at every sampling step.
+    pub clip: Option<(f32, f32)>,
 }
 
 /// A model that generates jet images (in the loader's transformed units, `[B, C, H, W]`).

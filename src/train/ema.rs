@@ -1,5 +1,6 @@
 //! The exponential moving average of a model's weights, θ̄ ← d·θ̄ + (1 − d)·θ after every
-//! optimiser step (Ho et al. sample DDPMs with d = 0.9999): the training loop keeps it for
+//! optimiser step (Ho et al. sample DDPMs with d = 0.9999; the loop warms d up as
+//! min(d, (1 + n)/(10 + n)) after n steps): the training loop keeps it for
 //! models whose contract asks for one, validates it and saves it as the best checkpoint.
 //! Buffers (BatchNorm running statistics) are averaged too.
 

@@ -163,6 +163,13 @@ pub fn fit<M: JetModel>(
     let train = Loader::open(&spec.loader_for(Subset::Train))?;
     require_graph(title, needs, &train, &spec.loader.dataset)?;
     let val = Loader::open(&spec.loader_for(Subset::Val))?;
+    if M::GOAL == Goal::MinLoss && val.jets() == 0 {
+        return Err(Error::Config(format!(
+            "model {title}: the validation split of {} has no jets, and the best checkpoint of a \
+             generative model is the lowest validation loss: raise `split.val`",
+            spec.loader.dataset.display()
+        )));
+    }
     let resume_from = if opts.resume {
         Some(checkpoint::find(run, "last").ok_or_else(|| Error::Output {
             path: run.to_path_buf(),
@@ -256,7 +263,9 @@ pub fn fit<M: JetModel>(
         while st.epoch_step < steps {
             let Some(b) = it.next() else { break };
             let t = inputs(b?, needs, jets.as_ref(), &device)?;
-            check_labels(&t.label_values, &t.jet_ids)?;
+            if M::GOAL == Goal::MaxAuc {
+                check_labels(&t.label_values, &t.jet_ids)?;
+            }
             let mut noise = Noise::new(spec.seed, (st.step * accum + pending) as u64);
             let mut step = Step {
                 labels: t.labels,
@@ -310,7 +319,10 @@ pub fn fit<M: JetModel>(
             let lr = rate(spec, &st, total);
             model = optim.step(lr, model, acc.grads());
             if let (Some(e), Some(decay)) = (ema.take(), model.ema_decay()) {
-                ema = Some(ema::update(e, &model, decay));
+                // Warm-up: the average forgets the random initial weights within ~10 steps
+                // early on, then decays at `decay` (min(d, (1 + n)/(10 + n)), n = steps done).
+                let n = st.step as f64;
+                ema = Some(ema::update(e, &model, decay.min((1.0 + n) / (10.0 + n))));
             }
             st.lr = lr;
             st.step += 1;

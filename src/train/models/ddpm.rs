@@ -51,7 +51,8 @@ pub struct DdpmConfig {
     /// classifier-free guidance).
     #[serde(default = "p_uncond")]
     pub p_uncond: f64,
-    /// Dropout in the residual blocks.
+    /// Dropout in the residual blocks. Its masks come from Burn's global RNG, not from the
+    /// step's seeded noise: a resumed run with dropout > 0 does not redraw the same masks.
     #[serde(default)]
     pub dropout: f64,
     /// Decay of the exponential moving average of the weights (0: none).
@@ -224,7 +225,10 @@ impl Ddpm {
         if !self.conditional {
             return None;
         }
-        let v: Vec<i64> = labels.clone().try_into_vec_as::<i64>().unwrap_or_default();
+        let v: Vec<i64> = labels
+            .clone()
+            .try_into_vec_as::<i64>()
+            .expect("labels read back from the device");
         Some(self.classes(&v, None, &labels.device()))
     }
 
@@ -245,10 +249,10 @@ impl Ddpm {
     ) -> Tensor<4> {
         let mut eps = |x: Tensor<4>, t: usize| self.guided_eps(x, t, classes, how.guidance);
         let out = match how.steps {
-            None => self.schedule.ancestral(x, from, &mut eps, noise),
+            None => self.schedule.ancestral(x, from, &mut eps, noise, how.clip),
             Some(n) => {
                 let n = ((n * (from + 1)) as f64 / self.schedule.steps() as f64).ceil() as usize;
-                self.schedule.ddim(x, from, n.max(1), &mut eps)
+                self.schedule.ddim(x, from, n.max(1), &mut eps, how.clip)
             }
         };
         detector_like(out, how.threshold)
@@ -271,7 +275,10 @@ impl Ddpm {
             .max(1.0) as usize;
         let mut eps = |x: Tensor<4>, t: usize| self.guided_eps(x, t, &classes, how.guidance);
         let z = self.schedule.ddim_invert(images, to, n, &mut eps);
-        detector_like(self.schedule.ddim(z, to, n, &mut eps), how.threshold)
+        detector_like(
+            self.schedule.ddim(z, to, n, &mut eps, how.clip),
+            how.threshold,
+        )
     }
 }
 
@@ -291,7 +298,7 @@ impl JetModel for Ddpm {
                 .labels
                 .clone()
                 .try_into_vec_as::<i64>()
-                .unwrap_or_default();
+                .expect("labels read back from the device");
             let drop = step.noise.uniforms(b);
             self.classes(&labels, Some(&drop), &d)
         });

@@ -3,7 +3,8 @@
 //! LeakyReLU 0.2] blocks, linear μ and log σ², and the mirrored decoder (Linear, then
 //! ConvTranspose 3×3 stride 2 blocks back to the image).
 //!
-//! Loss per jet: Σ_pixels (x̂ − x)² + β_t · KL(q(z|x) ‖ N(0, 1)), averaged over the batch, with
+//! Loss per jet: Σ_pixels (x̂ − x)² + β_t · KL(q(z|x) ‖ N(0, 1)), averaged over the batch (at
+//! β = 1 the negative ELBO of a Gaussian decoder of variance ½, up to a constant), with
 //! β annealed linearly from 0 to `beta` over the first `beta_warmup` of training (validation
 //! uses the full β, so epochs compare). Images are the loader's image view, normally
 //! `log1p` of the energies: the decoder's output is unbounded; reconstructions and samples are
@@ -173,14 +174,16 @@ impl Vae {
         }
     }
 
-    /// μ and log σ² `[B, latent]` of images `[B, C, H, W]`.
+    /// μ and log σ² `[B, latent]` of images `[B, C, H, W]` (log σ² clamped to [−30, 20] so
+    /// σ² never overflows).
     pub fn encode(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let mut h = pad_to(x, STRIDE);
         for b in &self.down {
             h = leaky_relu(b.bn.forward(b.conv.forward(h)), 0.2);
         }
         let h = h.flatten::<2>(1, 3);
-        (self.mu.forward(h.clone()), self.logvar.forward(h))
+        let logvar = self.logvar.forward(h.clone()).clamp(-30.0, 20.0);
+        (self.mu.forward(h), logvar)
     }
 
     /// Images `[B, C, H, W]` (unbounded) of latents `[B, latent]`.
@@ -386,6 +389,7 @@ mod tests {
             guidance: 0.0,
             threshold: 0.05,
             invert: false,
+            clip: None,
         };
         let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 1], [3]), &d);
         let g = m.generate(labels.clone(), &how, &mut Noise::new(1, 2));

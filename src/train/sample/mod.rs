@@ -27,7 +27,7 @@ use crate::train::models::ModelVisitor;
 use crate::train::run::device;
 use crate::train::spec::{TrainSpec, load_train};
 use burn::prelude::*;
-use images::{ImageSet, to_dataset};
+use images::{ImageSet, from_energy, to_dataset, to_energy};
 use indicatif::{ProgressBar, ProgressStyle};
 use report::{Distribution, Observables, Reconstruction};
 use serde::Serialize;
@@ -147,6 +147,18 @@ fn real_images(spec: &TrainSpec, img: &ImageSpec, subset: Subset, n: usize) -> R
     Ok(set)
 }
 
+/// The range diffusion samplers clamp x̂₀ to: the real jets' smallest pixel value to their
+/// largest plus a tenth of the span (model units).
+fn data_range(set: &ImageSet) -> (f32, f32) {
+    let lo = set.images.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = set.images.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if lo.is_finite() && hi.is_finite() {
+        (lo, hi + 0.1 * (hi - lo))
+    } else {
+        (0.0, 1.0)
+    }
+}
+
 /// The 1st percentile of the non-zero pixels of `set` (model units).
 fn percentile_threshold(set: &ImageSet) -> f32 {
     let mut v: Vec<f32> = set.images.iter().copied().filter(|&x| x > 0.0).collect();
@@ -210,9 +222,13 @@ struct Sampled {
 fn run_names(runs: &[PathBuf]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for r in runs {
-        let base = r
-            .file_name()
-            .map_or("run".into(), |s| s.to_string_lossy().to_string());
+        let base = slug(&r.file_name().map_or("run".into(), |s| s.to_string_lossy()));
+        // `real` and `reference…` name the real jets' sets and directories.
+        let base = if base == "real" || base.starts_with("reference") {
+            format!("run_{base}")
+        } else {
+            base
+        };
         let mut name = base.clone();
         let mut k = 2;
         while names.contains(&name) {
@@ -255,17 +271,22 @@ fn setup(o: &SampleOptions) -> Result<Setup> {
     let (spec, img) = run_spec(first)?;
     for r in &o.runs[1..] {
         let (s, i) = run_spec(r)?;
-        let same_view = (&i.channels, i.size, i.pool) == (&img.channels, img.size, img.pool);
+        let same_view = (&i.channels, i.size, i.pool, s.loader.resolution)
+            == (&img.channels, img.size, img.pool, spec.loader.resolution);
         if !same_view || s.loader.dataset != spec.loader.dataset || s.split != spec.split {
             return Err(Error::Config(format!(
-                "run {} reads another dataset, split or image view (channels, size, pool) than \
-                 run {}: compare runs of the same data (their transforms may differ)",
+                "run {} reads another dataset, split, resolution or image view (channels, size, \
+                 pool) than run {}: compare runs of the same data (their transforms may differ)",
                 r.display(),
                 first.display()
             )));
         }
     }
     let device = device(spec.device)?;
+    // The observables must exist before any sampling is spent.
+    let names: Vec<String> = report::OBSERVABLES.iter().map(|s| s.to_string()).collect();
+    crate::train::jet_inputs::read_jets(&spec.loader.dataset)?
+        .columns(&names, &spec.loader.dataset)?;
     let real = real_images(&spec, &img, Subset::Test, o.jets)?;
     if real.is_empty() {
         return Err(Error::Config(format!(
@@ -279,6 +300,7 @@ fn setup(o: &SampleOptions) -> Result<Setup> {
         guidance: o.guidance,
         threshold: 0.0,
         invert: false,
+        clip: None,
     };
     std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, e))?;
     Ok(Setup {
@@ -394,12 +416,17 @@ pub fn generate(o: &SampleOptions) -> Result<SampleSummary> {
     let seconds = t.elapsed().as_secs_f64();
     let mut mean = ImageSet::new(train.dims, &train.transforms);
     let per = train.per_image();
-    let mut avg = vec![0f32; per];
+    // The mean of the energies, in the model's units.
+    let mut avg = vec![0f64; per];
     for j in 0..train.len() {
-        avg.iter_mut()
-            .zip(train.image(j))
-            .for_each(|(a, v)| *a += v / train.len() as f32);
+        avg.iter_mut().zip(train.image(j)).for_each(|(a, &v)| {
+            *a += f64::from(to_energy(v, &train.transforms)) / train.len() as f64
+        });
     }
+    let avg: Vec<f32> = avg
+        .iter()
+        .map(|&e| from_energy(e as f32, &train.transforms))
+        .collect();
     for _ in 0..n {
         mean.images.extend(&avg);
         mean.labels.push(-1);
@@ -421,6 +448,7 @@ pub fn generate(o: &SampleOptions) -> Result<SampleSummary> {
         let real = s.real.in_units(&img.transforms);
         let how = Sampling {
             threshold: o.threshold.unwrap_or_else(|| percentile_threshold(&real)),
+            clip: Some(data_range(&real)),
             ..s.how
         };
         let bar = bar(o.quiet, n, &format!("generate {name}"));
@@ -462,6 +490,7 @@ pub fn reconstruct(o: &SampleOptions) -> Result<SampleSummary> {
         let real = s.real.in_units(&img.transforms);
         let base = Sampling {
             threshold: o.threshold.unwrap_or_else(|| percentile_threshold(&real)),
+            clip: Some(data_range(&real)),
             ..s.how
         };
         let visit = WithGenerator {

@@ -355,7 +355,7 @@ pub fn draw_observables(
             let mut r = real.columns[k].clone();
             r.sort_by(f64::total_cmp);
             let q = |f: f64| {
-                r.get(((r.len() - 1) as f64 * f) as usize)
+                r.get((r.len().saturating_sub(1) as f64 * f) as usize)
                     .copied()
                     .unwrap_or(0.0)
             };
