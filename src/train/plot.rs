@@ -18,7 +18,7 @@ const GREY: RGBColor = RGBColor(150, 150, 150);
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
 /// Draws the legend of `chart`'s labelled series at `pos` in a boxed `size`-point font.
-fn legend<'a, 'b: 'a>(
+pub(crate) fn legend<'a, 'b: 'a>(
     chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     pos: SeriesLabelPosition,
     size: u32,

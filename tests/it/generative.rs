@@ -3,7 +3,7 @@
 //! checkpoint is the lowest validation loss, a resumed run gives the uninterrupted run's
 //! history), `eval` refuses them, and the committed YAMLs parse.
 
-use crate::train::{dataset, root};
+use crate::train::{dataset, quiet_opts as quiet, root, train};
 use jetpipe::train::run::TrainOptions;
 use jetpipe::train::spec::parse_train;
 use std::path::Path;
@@ -15,18 +15,6 @@ pub(crate) fn yaml(run_dir: &Path, model: &str, extra: &str) -> String {
         run_dir.display(),
         dataset().display()
     )
-}
-
-fn quiet() -> TrainOptions {
-    TrainOptions {
-        quiet: true,
-        ..Default::default()
-    }
-}
-
-fn train(text: &str, opts: &TrainOptions) -> jetpipe::train::run::TrainSummary {
-    let spec = parse_train(text, "t.yaml").unwrap();
-    jetpipe::train::train(&spec, text, opts).unwrap()
 }
 
 /// Trains `model` for 4 epochs; checks the loss falls, "best" is the lowest validation loss,

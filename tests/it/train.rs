@@ -49,14 +49,14 @@ fn yaml(run_dir: &Path, extra: &str) -> String {
     )
 }
 
-fn quiet_opts() -> TrainOptions {
+pub(crate) fn quiet_opts() -> TrainOptions {
     TrainOptions {
         quiet: true,
         ..Default::default()
     }
 }
 
-fn train(text: &str, opts: &TrainOptions) -> jetpipe::train::run::TrainSummary {
+pub(crate) fn train(text: &str, opts: &TrainOptions) -> jetpipe::train::run::TrainSummary {
     let spec = parse_train(text, "t.yaml").unwrap();
     jetpipe::train::train(&spec, text, opts).unwrap()
 }

@@ -128,9 +128,8 @@ pub struct Vae {
     out: ConvTranspose2d,
     /// `[C, H, W]` of the images.
     image: [usize; 3],
-    latent: usize,
-    beta: f64,
-    beta_warmup: f64,
+    #[module(skip)]
+    cfg: VaeConfig,
     bn_channels: usize,
 }
 
@@ -167,9 +166,7 @@ impl Vae {
             up: ups,
             out: up(c.channels[0], ch, d),
             image: dims.image,
-            latent: c.latent,
-            beta: c.beta,
-            beta_warmup: c.beta_warmup,
+            cfg: c,
             bn_channels: 2 * c.channels.iter().sum::<usize>() - c.channels[3],
         }
     }
@@ -219,15 +216,9 @@ impl JetModel for Vae {
     fn objective(&self, x: &Inputs, step: &mut Step) -> Objective {
         let img = x.image();
         let b = img.dims()[0];
-        let eps = step.noise.normal([b, self.latent], &img.device());
+        let eps = step.noise.normal([b, self.cfg.latent], &img.device());
         let (rec, kl) = self.terms(img, eps);
-        let beta = VaeConfig {
-            channels: [1; 4],
-            latent: self.latent,
-            beta: self.beta,
-            beta_warmup: self.beta_warmup,
-        }
-        .beta_at(step.progress);
+        let beta = self.cfg.beta_at(step.progress);
         Objective {
             loss: (rec + kl.mul_scalar(beta)).mean(),
             logits: None,
@@ -262,7 +253,7 @@ impl ImageGenerator for Vae {
 
     /// Decoded draws z ~ N(0, 1) (the VAE is unconditional: labels only set the count).
     fn generate(&self, labels: Tensor<1, Int>, how: &Sampling, noise: &mut Noise) -> Tensor<4> {
-        let z = noise.normal([labels.dims()[0], self.latent], &labels.device());
+        let z = noise.normal([labels.dims()[0], self.cfg.latent], &labels.device());
         detector_like(self.decode(z), how.threshold)
     }
 

@@ -326,7 +326,7 @@ mod tests {
         );
         // DDIM maps the noise deterministically onto the same distribution (the probability
         // flow), also with x̂₀ clamped to a range that holds the data. Its discretisation
-        // narrows the distribution with few steps (a numpy run of the same sampler: sd 0.431,
+        // narrows the distribution with few steps (tests/python/ddim_gaussian_reference.py: sd 0.431,
         // 0.471, 0.493, 0.499 at 20, 50, 200, 1000 steps), so 200 steps.
         for clip in [None, Some((-5.0, 8.0))] {
             let (m, sdev) = moments(vals(s.ddim(x.clone(), 999, 200, &mut eps, clip)));

@@ -21,6 +21,7 @@ use crate::generative::metrics::{Edges, frechet_distance, separation_power, wass
 use crate::plot::{DrawResult, FONT, Figure, e, heat};
 use crate::train::jet_inputs::read_jets;
 use crate::train::metrics::auc;
+use crate::train::plot::legend;
 use crate::train::sample::images::ImageSet;
 use plotters::prelude::*;
 use serde::Serialize;
@@ -415,13 +416,7 @@ pub fn draw_observables(
                     .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], style));
             }
             if k == 0 {
-                e(chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
-                    .label_font((FONT, 11))
-                    .background_style(WHITE.mix(0.9))
-                    .border_style(BLACK)
-                    .draw())?;
+                legend(&mut chart, SeriesLabelPosition::UpperRight, 11)?;
             }
         }
         Ok(())
