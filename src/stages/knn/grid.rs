@@ -35,6 +35,8 @@
 
 pub use super::key::{Key, key, key_d2, key_index};
 use super::lanes::{Lanes, Path};
+#[cfg(target_arch = "x86_64")]
+use super::sort8;
 use super::vwalk::{Walk, WalkTables};
 
 const EMPTY: u16 = u16::MAX;
@@ -159,6 +161,23 @@ fn walk(
     found
 }
 
+/// Appends the `need` nearest of a walk's `found` hits (by group of distance, each group in
+/// probe order): sorted by the AVX2 network where `avx2` (every vectorised path has it),
+/// else by `sort_unstable`.
+fn append_walk(hits: &mut [u32], found: usize, need: usize, avx2: bool, out: &mut Vec<Key>) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        assert!(hits.len() >= 32 && need <= found && found <= hits.len());
+        // SAFETY: the caller has AVX2 (a vectorised path, `Lanes::load`); sizes as asserted.
+        unsafe { sort8::append_smallest(hits, found, need, out) };
+        return;
+    }
+    let _ = avx2;
+    let hits = &mut hits[..found];
+    hits.sort_unstable();
+    out.extend(hits[..need].iter().map(|&h| Key::from(h)));
+}
+
 impl GridKnn {
     fn prepare(&mut self, (h, w): (usize, usize)) {
         if self.shape == (h, w) {
@@ -185,7 +204,8 @@ impl GridKnn {
                 _ => self.groups.push((i as u32 + 1, d2)),
             }
         }
-        self.hits = vec![0; self.table.len()];
+        // At least the 32 keys the AVX2 sort reads.
+        self.hits = vec![0; self.table.len().max(32)];
         // One element past the image: the vectorised walk's gathers read 32 bits.
         self.occupied = vec![EMPTY; (h + 2 * PAD) * (w + 2 * PAD) + 1];
         self.vwalk = WalkTables::new(&self.table, &self.groups);
@@ -453,9 +473,7 @@ impl GridKnn {
                 }
                 if found >= need {
                     // Hits come by distance; order each tie group by index, then cut.
-                    let hits = &mut self.hits[..found];
-                    hits.sort_unstable();
-                    out.extend(hits[..need].iter().map(|&h| Key::from(h)));
+                    append_walk(&mut self.hits, found, need, vectorised, out);
                 } else if vectorised {
                     self.lanes.nearest(i, lim, need, floor, out);
                 } else {

@@ -16,6 +16,8 @@ pub mod grid;
 pub mod key;
 pub mod lanes;
 pub mod network;
+#[cfg(target_arch = "x86_64")]
+pub mod sort8;
 pub mod stats;
 #[cfg(test)]
 mod tests;

@@ -5,21 +5,26 @@
 //!    reach are scanned 16 points per 256-bit vector: d² (i16), and a point is a candidate
 //!    when d² is within the rung, its index below `lim` (unsigned) and not the query. The
 //!    candidates are left-packed with a byte-shuffle table (8 lanes per 128-bit half, the
-//!    AVX2 stand-in for `vpcompressw`), so no branch depends on the data.
+//!    AVX2 stand-in for `vpcompressw`), so no branch depends on the data (an unrolled,
+//!    branch-free pack took the harness from about 300 to 200 µs per 1024-point jet).
 //! 2. Selection by counting: bisection on d² between the previous rung and this one finds
 //!    the exact k-th distance T (each count is 16 compares per vector and a `popcnt`); the
-//!    candidates with d² ≤ T are sorted by (d², index) and the first `need` kept.
+//!    candidates with d² ≤ T, as 32-bit (d², index) keys built 8 per vector, are sorted by
+//!    the AVX2 network of [`super::super::sort8`] (not `sort_unstable`, whose mispredicted
+//!    branches cost as much as the scan) and the first `need` kept.
 //!
 //! No gathers and no `pdep`/`pext`, which are slow on AMD before Zen 3. The same answer as
 //! brute force (tests in `tests.rs`, which run every path on this CPU).
 
 use super::Lanes;
-use crate::stages::knn::key::{Key, key};
+use crate::stages::knn::key::Key;
+use crate::stages::knn::sort8;
 
-/// Rungs of the radius ladder (d², pixels²); the last one admits every point. Finer than
-/// the AVX-512 path's: without a vector selection, the cost grows with the candidates, and a
-/// sparse query has fewer than `need` points within the walk's d² ≤ 25 (`benches/knn.rs`).
-const RUNGS: [i16; 5] = [64, 256, 1024, 4096, i16::MAX - 1];
+/// Rungs of the radius ladder (d², pixels²); the last one admits every point. Measured in
+/// a harness on the sample's 1024-point jets (Intel Xeon, this path forced): starting at 256
+/// (105–107 µs per jet) beat starting at 64 (108–116 µs) or 128 (105–110 µs) and 48 (109–111
+/// µs); rescanning for a failed rung costs more than the extra candidates of a wider one.
+const RUNGS: [i16; 5] = [256, 1024, 4096, 16384, i16::MAX - 1];
 
 /// Rows each rung reaches.
 const REACH: [usize; 5] = super::reach(RUNGS);
@@ -167,15 +172,18 @@ pub unsafe fn nearest(
             let within = _mm256_cmpgt_epi16(tv, d);
             kept += pack((ci, cd), kept, within, j, d);
         }
+        // As (d² << 16) | index keys, 8 per vector (the candidate buffers hold whole
+        // vectors past `kept`; the keys past it are ignored).
         let keys = &mut l.keys32;
-        keys.clear();
-        keys.extend((0..kept).map(|c| (*cd.add(c) as u32) << 16 | u32::from(*ci.add(c))));
-        keys.sort_unstable();
-        out.extend(
-            keys[..need]
-                .iter()
-                .map(|&k| key(u64::from(k >> 16), (k & 0xFFFF) as usize)),
-        );
+        keys.resize(kept.next_multiple_of(8).max(32), 0);
+        let kp = keys.as_mut_ptr();
+        for c in (0..kept).step_by(8) {
+            let d = _mm256_cvtepu16_epi32(_mm_loadu_si128(cd.add(c).cast()));
+            let j = _mm256_cvtepu16_epi32(_mm_loadu_si128(ci.add(c).cast()));
+            let k = _mm256_or_si256(_mm256_slli_epi32::<16>(d), j);
+            _mm256_storeu_si256(kp.add(c).cast(), k);
+        }
+        sort8::append_smallest(keys, kept, need, out);
     }
 }
 
@@ -191,39 +199,40 @@ pub unsafe fn nearest(
 #[inline]
 unsafe fn pack(
     (out_idx, out_d): (*mut u16, *mut i16),
-    mut at: usize,
+    at: usize,
     keep: std::arch::x86_64::__m256i,
     j: std::arch::x86_64::__m256i,
     d: std::arch::x86_64::__m256i,
 ) -> usize {
     use std::arch::x86_64::*;
-    let start = at;
     // One byte per lane: lanes 0–7 in bits 0–7, lanes 8–15 in bits 16–23.
     let bits = _mm256_movemask_epi8(_mm256_packs_epi16(keep, keep)) as u32;
-    let halves = [
-        (
-            bits & 0xFF,
-            _mm256_castsi256_si128(j),
-            _mm256_castsi256_si128(d),
-        ),
-        (
-            (bits >> 16) & 0xFF,
-            _mm256_extracti128_si256::<1>(j),
-            _mm256_extracti128_si256::<1>(d),
-        ),
-    ];
-    for (mask, jh, dh) in halves {
-        if mask == 0 {
-            continue;
-        }
-        // SAFETY: the table has an entry per 8-bit mask; the caller guarantees room for a
-        // whole half (8 lanes) from `at`.
-        unsafe {
-            let shuf = _mm_loadu_si128(PACK[mask as usize].as_ptr().cast());
-            _mm_storeu_si128(out_idx.add(at).cast(), _mm_shuffle_epi8(jh, shuf));
-            _mm_storeu_si128(out_d.add(at).cast(), _mm_shuffle_epi8(dh, shuf));
-        }
-        at += mask.count_ones() as usize;
+    let (lo, hi) = ((bits & 0xFF) as usize, ((bits >> 16) & 0xFF) as usize);
+    // SAFETY: the table has an entry per 8-bit mask; the caller guarantees room for 16
+    // lanes from `at`, and the second half is stored at most 8 lanes further.
+    unsafe {
+        let (s0, s1) = (
+            _mm_loadu_si128(PACK[lo].as_ptr().cast()),
+            _mm_loadu_si128(PACK[hi].as_ptr().cast()),
+        );
+        let at0 = at;
+        _mm_storeu_si128(
+            out_idx.add(at0).cast(),
+            _mm_shuffle_epi8(_mm256_castsi256_si128(j), s0),
+        );
+        _mm_storeu_si128(
+            out_d.add(at0).cast(),
+            _mm_shuffle_epi8(_mm256_castsi256_si128(d), s0),
+        );
+        let at1 = at0 + lo.count_ones() as usize;
+        _mm_storeu_si128(
+            out_idx.add(at1).cast(),
+            _mm_shuffle_epi8(_mm256_extracti128_si256::<1>(j), s1),
+        );
+        _mm_storeu_si128(
+            out_d.add(at1).cast(),
+            _mm_shuffle_epi8(_mm256_extracti128_si256::<1>(d), s1),
+        );
+        at1 + hi.count_ones() as usize - at
     }
-    at - start
 }
