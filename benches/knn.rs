@@ -6,7 +6,9 @@
 //! The grid search is timed three times: as used (the best vector path the CPU has, named in
 //! the header), with the AVX2 path CPUs without AVX-512 run, and with only its scalar paths.
 //!
-//! Run: `cargo bench --bench knn` (single thread; prints a table). `KNN_GRID_ONLY=1` times
+//! Run: `cargo bench --bench knn` (single thread; prints a table), or, without the release
+//! profile's 40–50-minute cold build, `.ci/with-tools cargo bench --no-default-features
+//! --profile bench-quick --bench knn` (the measured code at opt-level 3, see Cargo.toml). `KNN_GRID_ONLY=1` times
 //! only jetpipe's grid search, 3 s per size, for profiling (`perf record`); `=avx2` or
 //! `=scalar` runs the path of CPUs without AVX-512 or AVX2.
 

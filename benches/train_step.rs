@@ -14,9 +14,13 @@
 //! Run: `.ci/with-tools cargo bench --bench train_step`. `TRAIN_STEP_VARIANTS=1024_M,512_M`
 //! picks the ResNet-PC variants of the first table (`none` skips it); `TRAIN_STEP_MODELS`
 //! picks models of the second as JSON model specs separated by `;` (default: every model
-//! family); `TRAIN_STEP_RESOLUTION` (default 256) is the resolution of the models made for
+//! family; `none` skips it); `TRAIN_STEP_RESOLUTION` (default 256) is the resolution of the models made for
 //! any (the GNNs); `TRAIN_STEP_SECS` (default 10) is the time spent per variant and path;
-//! `TRAIN_STEP_ONLY_ROWS=1` skips the modules baseline (for profiling). `TRAIN_STEP_OPS=1`
+//! `TRAIN_STEP_ONLY_ROWS=1` skips the modules baseline (for profiling). A third table (issue
+//! 26) runs the same ResNet-PC steps in PyTorch (`benches/torch_resnet_step.py`, where
+//! `torch` imports) back to back with Burn's, at batch 64 and 256 and 1 and all threads, and
+//! prints Burn/PyTorch (`TRAIN_STEP_TORCH_VARIANTS`, `TRAIN_STEP_TORCH_BATCHES`, see
+//! [`against_pytorch`]). `TRAIN_STEP_OPS=1`
 //! first times single ops, forward and backward, on ParticleNet's edge rows (64 jets × 256
 //! points × 16 neighbours): batch norm, a bias-free Linear and ReLU at 64 and 256 channels.
 
@@ -35,6 +39,16 @@ const FEATURES: usize = 9;
 
 /// Seconds per jet of ResNet-PC training steps through `fwd` ([`per_jet`]).
 fn time_steps(variant: Variant, secs: f64, fwd: fn(&ResNetPc, Tensor<3>) -> Tensor<1>) -> f64 {
+    time_steps_batch(variant, secs, fwd, BATCH)
+}
+
+/// [`time_steps`] at batch size `batch`.
+fn time_steps_batch(
+    variant: Variant,
+    secs: f64,
+    fwd: fn(&ResNetPc, Tensor<3>) -> Tensor<1>,
+    batch: usize,
+) -> f64 {
     let device = Device::flex().autodiff();
     let model = ResNetPc::new(variant, FEATURES, 0, &device);
     let mut optim = AdamWConfig::new().with_weight_decay(0.05).init();
@@ -43,12 +57,12 @@ fn time_steps(variant: Variant, secs: f64, fwd: fn(&ResNetPc, Tensor<3>) -> Tens
         .init(&device);
     let r = variant.resolution() as usize;
     let x = Tensor::<3>::random(
-        [BATCH, r, FEATURES],
+        [batch, r, FEATURES],
         Distribution::Normal(0.0, 1.0),
         &device,
     );
     let y = Tensor::<1, Int>::from_data(
-        TensorData::new((0..BATCH as i64).map(|i| i % 2).collect(), [BATCH]),
+        TensorData::new((0..batch as i64).map(|i| i % 2).collect(), [batch]),
         &device,
     );
     let step = |model: ResNetPc| {
@@ -56,12 +70,12 @@ fn time_steps(variant: Variant, secs: f64, fwd: fn(&ResNetPc, Tensor<3>) -> Tens
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         optim.step(1e-3, model, grads)
     };
-    per_jet(model, step, secs)
+    per_jet(model, step, secs, batch)
 }
 
 /// Seconds per jet of `step` (one training step on `BATCH` jets, returning the updated model)
 /// run for about `secs` seconds (at least two steps), after one warm-up step.
-fn per_jet<M>(mut model: M, mut step: impl FnMut(M) -> M, secs: f64) -> f64 {
+fn per_jet<M>(mut model: M, mut step: impl FnMut(M) -> M, secs: f64, batch: usize) -> f64 {
     model = step(model);
     let t0 = Instant::now();
     let mut steps = 0;
@@ -69,7 +83,7 @@ fn per_jet<M>(mut model: M, mut step: impl FnMut(M) -> M, secs: f64) -> f64 {
         model = step(model);
         steps += 1;
     }
-    t0.elapsed().as_secs_f64() / (steps * BATCH) as f64
+    t0.elapsed().as_secs_f64() / (steps * batch) as f64
 }
 
 fn main() {
@@ -107,6 +121,7 @@ fn main() {
             m / r
         );
     }
+    against_pytorch(secs, threads);
     registered_models(secs, threads);
 }
 
@@ -196,7 +211,7 @@ impl ModelVisitor for TimeStep {
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             optim.step(1e-3, model, grads)
         };
-        per_jet(model, step, self.secs)
+        per_jet(model, step, self.secs, BATCH)
     }
 }
 
@@ -248,6 +263,9 @@ fn registered_models(secs: f64, threads: usize) {
     ]
     .join(";");
     let list = std::env::var("TRAIN_STEP_MODELS").unwrap_or(default);
+    if list == "none" {
+        return;
+    }
     let reference = ModelSpec::ResnetPc(Variant::R1024M);
     let any_resolution: u32 = std::env::var("TRAIN_STEP_RESOLUTION")
         .ok()
@@ -335,4 +353,106 @@ fn check_same_logits(v: Variant) {
     let scale = a.clone().abs().max().into_scalar::<f32>().max(1e-6);
     let d = (a - b).abs().max().into_scalar::<f32>() / scale;
     assert!(d < 1e-4, "{}: the two forwards differ by {d}", v.name());
+}
+
+/// Issue 26: ResNet-PC's training step in Burn (rows forward, as `pipeline train` runs it)
+/// against the same architecture in PyTorch CPU eager (`benches/torch_resnet_step.py`, built
+/// from the same layer table and checked to have the same parameter count), back to back,
+/// for each variant, batch size and thread count. Skipped with a message where `torch` is
+/// not importable by `TRAIN_STEP_PYTHON` (default `python3`; `.ci/test-python` installs it
+/// into the tools venv that `.ci/with-tools` puts first on `PATH`).
+/// `TRAIN_STEP_TORCH_VARIANTS` (default `1024_M,1024_S,256_M`, `none` skips the table) and
+/// `TRAIN_STEP_TORCH_BATCHES` (default `64,256`) pick the rows.
+fn against_pytorch(secs: f64, all_threads: usize) {
+    use jetpipe::train::contract::Classifier;
+    let variants =
+        std::env::var("TRAIN_STEP_TORCH_VARIANTS").unwrap_or("1024_M,1024_S,256_M".into());
+    if variants == "none" {
+        return;
+    }
+    let python = std::env::var("TRAIN_STEP_PYTHON").unwrap_or("python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch_resnet_step.py");
+    let probe = std::process::Command::new(&python)
+        .args(["-c", "import torch; print(torch.__version__)"])
+        .output();
+    let version = match probe {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => {
+            println!(
+                "\nPyTorch reference skipped: `{python} -c 'import torch'` failed \
+                 (install torch, e.g. `.ci/with-tools .ci/test-python` once)"
+            );
+            return;
+        }
+    };
+    let batches: Vec<usize> = std::env::var("TRAIN_STEP_TORCH_BATCHES")
+        .unwrap_or("64,256".into())
+        .split(',')
+        .map(|b| b.parse().expect("TRAIN_STEP_TORCH_BATCHES: sizes"))
+        .collect();
+    let mut thread_counts = vec![1];
+    if all_threads > 1 {
+        thread_counts.push(all_threads);
+    }
+    println!(
+        "\nResNet-PC training step: Burn (rows) against PyTorch {version} CPU eager, {FEATURES} features"
+    );
+    println!(
+        "{:<8} {:>6} {:>8} {:>13} {:>13} {:>12}",
+        "variant", "batch", "threads", "Burn jets/s", "torch jets/s", "Burn/torch"
+    );
+    for name in variants.split(',') {
+        let v: Variant = serde_json::from_value(serde_json::Value::String(name.into()))
+            .unwrap_or_else(|_| panic!("unknown variant {name}"));
+        let s = v.shape();
+        let shape = format!(
+            r#"{{"kernel":{},"stride":{},"padding":{},"channels":{},"blocks":{:?}}}"#,
+            s.kernel, s.stride, s.padding, s.channels, s.blocks
+        );
+        let params = ResNetPc::new(v, FEATURES, 0, &Device::flex()).trainable_params();
+        for &batch in &batches {
+            for &threads in &thread_counts {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("rayon pool");
+                let burn =
+                    1.0 / pool.install(|| time_steps_batch(v, secs, ResNetPc::forward, batch));
+                let out = std::process::Command::new(&python)
+                    .arg(script)
+                    .args(["--shape", &shape])
+                    .args(["--resolution", &v.resolution().to_string()])
+                    .args(["--features", &FEATURES.to_string()])
+                    .args(["--batch", &batch.to_string()])
+                    .args(["--threads", &threads.to_string()])
+                    .args(["--secs", &secs.to_string()])
+                    .output()
+                    .expect("run the PyTorch reference");
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    out.status.success(),
+                    "{script} failed: {}{}",
+                    text,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                // "torch <jets/s> jets/s params <n> …"
+                let words: Vec<&str> = text.split_whitespace().collect();
+                let torch: f64 = words[1].parse().expect("jets/s");
+                let torch_params: usize = words[4].parse().expect("params");
+                assert_eq!(
+                    torch_params, params,
+                    "{name}: the PyTorch model has {torch_params} parameters, Burn's {params}"
+                );
+                println!(
+                    "{:<8} {:>6} {:>8} {:>13.1} {:>13.1} {:>11.2}×",
+                    name,
+                    batch,
+                    threads,
+                    burn,
+                    torch,
+                    burn / torch
+                );
+            }
+        }
+    }
 }

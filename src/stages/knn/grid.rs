@@ -13,17 +13,22 @@
 //!   distance at a time, until k neighbours are found with their tie group complete. Walks
 //!   stop at d² ≤ [`WALK_MAX_D2`]. Where the CPU has AVX-512 the walk is vectorised
 //!   ([`super::vwalk`]: 16 offsets per gather, a bitonic sort of the hits); elsewhere, and
-//!   for more than 4,096 points or k > 16, it is scalar with a sort of the hits.
+//!   for more than 4,096 points or k > 16, it is scalar with a sort of the hits (AVX2's
+//!   sorting network where the CPU has it, `sort_unstable` otherwise).
 //! - **Sparse neighbourhoods** (the walk finds too few, e.g. pile-up hits kept at low
-//!   resolutions): where the CPU has AVX-512, a vectorised exact search over all the
-//!   resolution's points ([`super::lanes`]); elsewhere a cell search: the points bucketed in
+//!   resolutions): where the CPU has AVX-512 or AVX2, a vectorised exact search over the
+//!   resolution's points in the rows within reach ([`super::lanes`], [`super::lanes::avx2`];
+//!   below d² = [`WALK_MAX_D2`] + 1 there are fewer than k, which bounds its bisection);
+//!   elsewhere a cell search: the points bucketed in
 //!   8×8-pixel cells (each cell's by index, so a resolution is a prefix of every cell), rings
 //!   of cells around the query until no unvisited cell can hold a point nearer than the k-th
 //!   best kept; the cells are built only when a scalar path runs.
 //!
 //! On the sample's 1024-point jets (`benches/knn.rs`, k = 16, one core): 282 µs per jet
 //! with the first scalar paths (275 µs now, the bench's "scalar" row), 143 µs with the
-//! vectorised sparse search alone, 78–81 µs with both vectorised paths (Intel, AVX-512).
+//! vectorised sparse search alone, 73–81 µs with both vectorised paths (Intel, AVX-512), and
+//! 112–115 µs on the AVX2 path (the same CPU with AVX-512 switched off: the scalar walk, its
+//! hits sorted by [`super::sort8`], and [`super::lanes::avx2`]).
 //!
 //! Resolutions are searched largest first, and a point whose neighbours at the next larger
 //! resolution all exist at the smaller one keeps that list (the nearest of a superset are the
@@ -475,6 +480,10 @@ impl GridKnn {
                     // Hits come by distance; order each tie group by index, then cut.
                     append_walk(&mut self.hits, found, need, vectorised, out);
                 } else if vectorised {
+                    // Fewer than `need` points lie within the walk's reach: the walk found
+                    // too few, or the cells around the point hold no more than `need` points
+                    // (itself included), or `floor` is already beyond it.
+                    let floor = floor.max(WALK_MAX_D2 + 1);
                     self.lanes.nearest(i, lim, need, floor, out);
                 } else {
                     self.cell_search(rows[i], cols[i], i, lim, need, out);
