@@ -61,24 +61,27 @@ pub fn conv_pool2(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
 /// the row layout: Burn 0.22's fused `batch_norm_train` reduces channel-major, so on rows it
 /// transposes the activation twice forward and twice backward, about 12 % of a ResNet-PC
 /// 1024_M training step (`perf`, issue 26). This takes a 1-thread step from about 100 to
-/// 111 jets/s (1024_M; 256_M unchanged, `benches/train_step.rs`).
+/// 111 jets/s (1024_M; 256_M unchanged: `RAYON_NUM_THREADS=1 TRAIN_STEP_ONLY_ROWS=1
+/// TRAIN_STEP_VARIANTS=1024_M,256_M TRAIN_STEP_MODELS=none TRAIN_STEP_TORCH_VARIANTS=none
+/// cargo test --bench train_step`, before and after this function).
 pub fn batch_norm(bn: &BatchNorm, x: Tensor<2>) -> Tensor<2> {
     if !(x.device().is_autodiff() && bn.training.is_enabled()) {
         return bn.forward(x);
     }
     let c = x.dims()[1];
     // The mean in two passes (the mean of the once-centred rows corrects the first: the
-    // corrected two-pass algorithm). With one, the output error on 3072 rows of mean 5 and
-    // std 0.05 was 2.3e-4 against Burn's 6e-6; with two it is about 1.5e-6, and 2–3e-6 on
-    // well-conditioned columns (Burn: 3–4e-7, its contiguous sums are pairwise). A blocked
-    // sum matched Burn's accuracy but cost the speed this function exists for.
-    let first = column_mean(x.clone());
+    // corrected two-pass algorithm). A column sum accumulates row after row; with one pass
+    // the output error on 3072 rows of mean 5 and std 0.05 was 2.3e-4 (Burn: 6e-6), with two
+    // it stays below the 1e-5 that `row_batch_norm_is_accurate_against_float64` allows
+    // (Burn's contiguous sums are pairwise, about 4e-7). Summing blocks of rows first
+    // matched Burn's accuracy but cost the speed this function exists for.
+    let first = x.clone().mean_dim(0);
     let shifted = x - first.clone();
-    let correction = column_mean(shifted.clone());
+    let correction = shifted.clone().mean_dim(0);
     let mean = first + correction.clone();
     let centered = shifted - correction;
     // Biased, as Burn's and PyTorch's normalisation.
-    let variance = column_mean(centered.clone().square());
+    let variance = centered.clone().square().mean_dim(0);
     // Burn's order of operations: normalise, then scale and shift.
     let std = (variance.clone() + bn.epsilon).sqrt();
     let y = centered / std * bn.gamma.val().reshape([1, c]) + bn.beta.val().reshape([1, c]);
@@ -95,11 +98,6 @@ pub fn batch_norm(bn: &BatchNorm, x: Tensor<2>) -> Tensor<2> {
     update(&bn.running_mean, mean);
     update(&bn.running_var, variance);
     y
-}
-
-/// Mean over the rows of `[N, C]`: `[1, C]` (a column sum, accumulated row after row).
-fn column_mean(x: Tensor<2>) -> Tensor<2> {
-    x.mean_dim(0)
 }
 
 /// The residual body of ResNet-PC's blocks and of the Aggregation Transformer's CNN blocks on

@@ -215,16 +215,15 @@ unsafe fn pack(
             _mm_loadu_si128(PACK[lo].as_ptr().cast()),
             _mm_loadu_si128(PACK[hi].as_ptr().cast()),
         );
-        let at0 = at;
         _mm_storeu_si128(
-            out_idx.add(at0).cast(),
+            out_idx.add(at).cast(),
             _mm_shuffle_epi8(_mm256_castsi256_si128(j), s0),
         );
         _mm_storeu_si128(
-            out_d.add(at0).cast(),
+            out_d.add(at).cast(),
             _mm_shuffle_epi8(_mm256_castsi256_si128(d), s0),
         );
-        let at1 = at0 + lo.count_ones() as usize;
+        let at1 = at + lo.count_ones() as usize;
         _mm_storeu_si128(
             out_idx.add(at1).cast(),
             _mm_shuffle_epi8(_mm256_extracti128_si256::<1>(j), s1),
