@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch reference of `benches/train_step.rs` (issue 26): one training step of ResNet-PC
 (forward, BCE-with-logits, backward, AdamW with weight decay 0.05, lr 1e-3) in PyTorch CPU
-eager, on the same random inputs' shape as the Burn bench: `[B, R, F]` normal points, labels
+eager (or on a GPU with `--device cuda`), on the same random inputs' shape as the Burn bench: `[B, R, F]` normal points, labels
 alternating 0/1.
 
 The architecture is built from the layer table the Rust bench passes (`--shape`, the JSON of
@@ -74,16 +74,19 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--secs", type=float, default=10.0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (scripts/gpu-check.sh)")
     a = ap.parse_args()
+    dev = torch.device(a.device)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = ResNetPC(json.loads(a.shape), a.features)
+    model = ResNetPC(json.loads(a.shape), a.features).to(dev)
     model.train()
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     bce = nn.BCEWithLogitsLoss()
-    x = torch.randn(a.batch, a.resolution, a.features)
-    y = (torch.arange(a.batch) % 2).float()
+    x = torch.randn(a.batch, a.resolution, a.features).to(dev)
+    y = (torch.arange(a.batch) % 2).float().to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
@@ -92,10 +95,12 @@ def main() -> None:
         opt.step()
 
     step()  # warm-up, as the Burn bench
+    sync()
     t0, steps = time.perf_counter(), 0
     while steps < 2 or time.perf_counter() - t0 < a.secs:
         step()
         steps += 1
+    sync()
     jets_per_s = steps * a.batch / (time.perf_counter() - t0)
     print(f"torch {jets_per_s:.2f} jets/s params {params} steps {steps} torch {torch.__version__}")
 

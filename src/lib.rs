@@ -67,7 +67,7 @@ mod layering {
     }
 
     /// The modules of `train`, in layers (its module documentation states them).
-    const TRAIN_LAYERS: [(&str, u8); 16] = [
+    const TRAIN_LAYERS: [(&str, u8); 17] = [
         ("contract", 0),
         ("history", 0),
         ("metrics", 0),
@@ -81,6 +81,7 @@ mod layering {
         ("spec", 3),
         ("run", 4),
         ("fit", 5),
+        ("device_check", 5),
         ("eval", 6),
         ("sample", 6),
         ("compare", 7),

@@ -1,5 +1,7 @@
 //! Command-line interface: argument definitions and dispatch, one file per command.
 
+#[cfg(feature = "train")]
+mod device_check;
 mod explain;
 #[cfg(feature = "train")]
 mod generate;
@@ -76,6 +78,10 @@ pub enum Command {
     /// metrics and side-by-side PNGs.
     #[cfg(feature = "train")]
     Reconstruct(generate::ReconstructArgs),
+    /// Train every model family a few steps on the CPU and on a GPU (`--device cuda|wgpu`)
+    /// from the same weights and batch, and check that the losses agree.
+    #[cfg(feature = "train")]
+    DeviceCheck(device_check::DeviceCheckArgs),
     /// Draw the first jets of a dataset (channels and kept points, side by side) into a PNG.
     Preview(preview::PreviewArgs),
     /// Print the JSON Schema of the pipeline YAML and the table contracts, or write them.
@@ -110,6 +116,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Generate(args) => generate::generate(args),
         #[cfg(feature = "train")]
         Command::Reconstruct(args) => generate::reconstruct(args),
+        #[cfg(feature = "train")]
+        Command::DeviceCheck(args) => device_check::device_check(args),
         Command::Preview(args) => preview::preview(args).map(|_| ()),
         Command::Schema { write } => schema::schema(write.as_deref()),
     }

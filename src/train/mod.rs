@@ -4,12 +4,14 @@
 //!
 //! Layers inside (the layering test in `lib.rs` checks them): `contract` (the `JetModel` and
 //! `Classifier` traits) ← `nn` (shared layers), `ema` (weight averages) ← `models` (one file
-//! per model, and the registry) ← `spec` (the YAML) ← `run` ← `fit` (the loop) ← `eval` ←
+//! per model, and the registry) ← `spec` (the YAML) ← `run` ← `fit` (the loop), `device_check` (the same steps on two
+//! devices) ← `eval` ←
 //! `compare`, `sample` (generate and reconstruct with generative models).
 
 pub mod checkpoint;
 pub mod compare;
 pub mod contract;
+pub mod device_check;
 pub mod ema;
 pub mod eval;
 pub mod fit;

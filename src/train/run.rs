@@ -27,17 +27,58 @@ pub struct TrainSummary {
     pub state: TrainState,
 }
 
-/// The (non-autodiff) device of `kind`.
+/// The (non-autodiff) device of `kind`, checked with one small computation: a binary built
+/// without the device's feature, a machine without the driver or without a GPU give an error
+/// that names the device instead of a panic inside the first training step.
 pub fn device(kind: DeviceKind) -> Result<Device> {
     match kind {
         DeviceKind::Cpu => Ok(Device::flex()),
         #[cfg(feature = "cuda")]
-        #[allow(deprecated)] // burn marks its libtorch backend deprecated; see docs/gpu.md
-        DeviceKind::Cuda => Ok(Device::libtorch_cuda(0)),
-        #[cfg(not(feature = "cuda"))]
-        DeviceKind::Cuda => Err(Error::Config(
-            "device: cuda needs a binary built with `--features cuda` (see docs/gpu.md)".into(),
-        )),
+        DeviceKind::Cuda => probe(Device::cuda(0), "cuda"),
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu => probe(
+            Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            "wgpu",
+        ),
+        #[allow(unreachable_patterns)] // every GPU feature enabled
+        other => {
+            let name = format!("{other:?}").to_lowercase();
+            Err(Error::Config(format!(
+                "device: {name} needs a binary built with `--features {name}` (see docs/gpu.md)"
+            )))
+        }
+    }
+}
+
+/// `device` after a sum of two vectors on it came back right; a panic on the way (no driver,
+/// no GPU, a kernel that does not compile) becomes a configuration error naming `name`.
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+fn probe(device: Device, name: &str) -> Result<Device> {
+    use std::panic::{self, AssertUnwindSafe};
+    let hook = panic::take_hook();
+    panic::set_hook(Box::new(|_| {})); // the message goes into the error below
+    let got = panic::catch_unwind(AssertUnwindSafe(|| {
+        let a = Tensor::<1>::from_floats([1.0, 2.0], &device);
+        (a.clone() + a.flip([0])).into_data().try_to_vec::<f32>()
+    }));
+    panic::set_hook(hook);
+    let fail = |why: String| {
+        Err(Error::Config(format!(
+            "device: {name}: the device does not work here ({why}); \
+             use `device: cpu`, or see docs/gpu.md for what a {name} run needs"
+        )))
+    };
+    match got {
+        Ok(Ok(v)) if v == [3.0, 3.0] => Ok(device),
+        Ok(Ok(v)) => fail(format!("1 + 2 gave {v:?}")),
+        Ok(Err(e)) => fail(format!("{e:?}")),
+        Err(payload) => fail(
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "it panicked".into()),
+        ),
     }
 }
 

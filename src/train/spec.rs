@@ -28,8 +28,11 @@ pub enum Scheduler {
 pub enum DeviceKind {
     /// Burn's CPU backend (flex), all cores.
     Cpu,
-    /// GPU 0 through libtorch (binary built with `--features cuda`).
+    /// NVIDIA GPU 0 through Burn's native CUDA backend (binary built with `--features cuda`).
     Cuda,
+    /// The GPU wgpu picks (Vulkan, Metal or DX12; binary built with `--features wgpu`), or
+    /// Mesa's lavapipe on a machine without one.
+    Wgpu,
 }
 
 /// Train/validation fractions of the hash split (the rest is the test set).
@@ -112,7 +115,7 @@ pub struct TrainSpec {
     #[serde(default)]
     #[garde(skip)]
     pub seed: u64,
-    /// Device: `cpu`, or `cuda` (needs a binary built with `--features cuda`).
+    /// Device: `cpu`, `cuda` or `wgpu` (the last two need a binary built with that feature).
     #[serde(default = "d_device")]
     #[garde(skip)]
     pub device: DeviceKind,

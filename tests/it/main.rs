@@ -1,5 +1,6 @@
 //! The integration tests, as one test binary: each module is one area (conversion, bad
-//! input, faults, features, direct reads, loader, CLI, Python, training, graph layers, generative models). One binary links
+//! input, faults, features, direct reads, loader, CLI, Python, training, graph layers, generative models,
+//! and with a GPU feature the GPU code path). One binary links
 //! jetpipe with DataFusion, Burn and HDF5 once instead of once per area (issue 25).
 
 mod bad_input;
@@ -13,6 +14,8 @@ mod features;
 mod generative;
 #[cfg(feature = "train")]
 mod gnn;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod gpu;
 mod loader;
 mod python;
 #[cfg(feature = "train")]
