@@ -33,6 +33,7 @@ use spec::TrainSpec;
 /// Runs `spec` (its YAML `text` is kept as the run's `config.yaml`).
 pub fn train(spec: &TrainSpec, text: &str, opts: &TrainOptions) -> Result<TrainSummary> {
     spec.model.check(&spec.loader)?;
+    run::device(spec.device)?; // a device that does not work stops before the run is touched
     run::prepare_run(spec, text, opts.resume)?;
     fit::train_model(spec, opts)
 }

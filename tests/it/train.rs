@@ -442,6 +442,30 @@ fn bad_training_yaml_names_the_line() {
 }
 
 #[test]
+fn cuda_that_does_not_work_here_is_a_clear_error_and_writes_nothing() {
+    // `device: cuda` here: a binary without the `cuda` feature names the build it needs; one
+    // with it, on a machine without the driver or a GPU, says the device does not work. No
+    // panic, and the run directory is not created. (On a machine with a GPU the run trains.)
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let text = yaml(&run_dir, "  device: cuda\n  epochs: 1\n");
+    let spec = parse_train(&text, "t.yaml").unwrap();
+    let result = jetpipe::train::train(&spec, &text, &quiet_opts());
+    if cfg!(feature = "cuda") && result.is_ok() {
+        return; // a machine with a GPU
+    }
+    let e = result.expect_err("device: cuda trained").to_string();
+    assert!(e.contains("device: cuda"), "{e}");
+    let why = if cfg!(feature = "cuda") {
+        "does not work here"
+    } else {
+        "--features cuda"
+    };
+    assert!(e.contains(why), "{e}");
+    assert!(!run_dir.exists(), "{e}");
+}
+
+#[test]
 fn committed_training_and_loader_yamls_are_valid() {
     for f in [
         "pipelines/qg_train_256s.yaml",
