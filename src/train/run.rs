@@ -55,13 +55,24 @@ pub fn device(kind: DeviceKind) -> Result<Device> {
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 fn probe(device: Device, name: &str) -> Result<Device> {
     use std::panic::{self, AssertUnwindSafe};
+    use std::sync::{Arc, Mutex};
+    // Backends fail on their own threads (the first panic there says why: no driver, no
+    // device) and the caller then sees only a closed channel, so every panic message during
+    // the probe is kept and the first one reported.
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let hook = panic::take_hook();
-    panic::set_hook(Box::new(|_| {})); // the message goes into the error below
+    let keep = Arc::clone(&seen);
+    panic::set_hook(Box::new(move |info| {
+        if let Ok(mut v) = keep.lock() {
+            v.push(info.to_string());
+        }
+    }));
     let got = panic::catch_unwind(AssertUnwindSafe(|| {
         let a = Tensor::<1>::from_floats([1.0, 2.0], &device);
         (a.clone() + a.flip([0])).into_data().try_to_vec::<f32>()
     }));
     panic::set_hook(hook);
+    let first = seen.lock().ok().and_then(|v| v.first().cloned());
     let fail = |why: String| {
         Err(Error::Config(format!(
             "device: {name}: the device does not work here ({why}); \
@@ -72,13 +83,13 @@ fn probe(device: Device, name: &str) -> Result<Device> {
         Ok(Ok(v)) if v == [3.0, 3.0] => Ok(device),
         Ok(Ok(v)) => fail(format!("1 + 2 gave {v:?}")),
         Ok(Err(e)) => fail(format!("{e:?}")),
-        Err(payload) => fail(
+        Err(payload) => fail(first.unwrap_or_else(|| {
             payload
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "it panicked".into()),
-        ),
+                .unwrap_or_else(|| "it panicked".into())
+        })),
     }
 }
 
