@@ -29,6 +29,7 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use jetpipe::train::contract::{Dims, Inputs, JetModel, Make, Needs, Noise, Step};
+use jetpipe::train::device_check::neighbour_lists;
 use jetpipe::train::models::resnet_pc::{ResNetPc, Variant};
 use jetpipe::train::models::{ModelSpec, ModelVisitor};
 use std::time::Instant;
@@ -168,7 +169,7 @@ impl ModelVisitor for TimeStep {
             &device,
         ) * mask.clone().reshape([BATCH, r, 1]);
         let (neighbours, neighbour_mask) = if needs.neighbours {
-            let (nb, nm) = neighbour_lists(r, |b| 30 + (b * 7919) % (r - 29));
+            let (nb, nm) = neighbour_lists(BATCH, r, K, |b| 30 + (b * 7919) % (r - 29));
             (
                 Some(Tensor::from_data(
                     TensorData::new(nb, [BATCH, r, K]),
@@ -217,30 +218,6 @@ impl ModelVisitor for TimeStep {
 
 /// Neighbours per point of the stored graphs (the conversion's default k).
 const K: usize = 16;
-
-/// `[BATCH, r, K]` neighbour lists and their mask for jets of `n(b)` points: point i lists
-/// the next `min(K, n − 1)` points (cyclically; the graph's shape, not its geometry, sets the
-/// cost), padding entries point at the point itself.
-fn neighbour_lists(r: usize, n: impl Fn(usize) -> usize) -> (Vec<i64>, Vec<f32>) {
-    let mut nb = vec![0i64; BATCH * r * K];
-    let mut nm = vec![0f32; BATCH * r * K];
-    for b in 0..BATCH {
-        let n = n(b);
-        for i in 0..r {
-            for s in 0..K {
-                let at = (b * r + i) * K + s;
-                let real = i < n && s + 1 < n;
-                nb[at] = if real {
-                    ((i + s + 1) % n) as i64
-                } else {
-                    i as i64
-                };
-                nm[at] = f32::from(u8::from(real));
-            }
-        }
-    }
-    (nb, nm)
-}
 
 /// Every registered model family, one training step each, against ResNet-PC 1024_M.
 fn registered_models(secs: f64, threads: usize) {

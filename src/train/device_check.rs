@@ -81,23 +81,7 @@ impl Synthetic {
             .enumerate()
             .map(|(i, v)| v * mask[i / f])
             .collect();
-        let mut nb = vec![0i64; bs * r * k];
-        let mut nm = vec![0f32; bs * r * k];
-        for b in 0..bs {
-            let n = self.points_of(b, r);
-            for i in 0..r {
-                for s in 0..k {
-                    let at = (b * r + i) * k + s;
-                    let real = i < n && s + 1 < n;
-                    nb[at] = if real {
-                        ((i + s + 1) % n) as i64
-                    } else {
-                        i as i64
-                    };
-                    nm[at] = f32::from(u8::from(real));
-                }
-            }
-        }
+        let (nb, nm) = neighbour_lists(bs, r, k, |b| self.points_of(b, r));
         let [c, h, w] = dims.image;
         let image: Vec<f32> = noise
             .normals(bs * c * h * w)
@@ -127,6 +111,35 @@ impl Synthetic {
         let labels = Tensor::from_data(TensorData::new(labels, [bs]), device);
         (x, labels)
     }
+}
+
+/// `[bs, r, k]` neighbour lists and their mask for jets of `n(b)` real points: point i lists
+/// the next `min(k, n − 1)` points (cyclically; the graph's shape, not its geometry, is what
+/// a check or a timing needs), padding entries point at the point itself.
+pub fn neighbour_lists(
+    bs: usize,
+    r: usize,
+    k: usize,
+    n: impl Fn(usize) -> usize,
+) -> (Vec<i64>, Vec<f32>) {
+    let mut nb = vec![0i64; bs * r * k];
+    let mut nm = vec![0f32; bs * r * k];
+    for b in 0..bs {
+        let n = n(b);
+        for i in 0..r {
+            for s in 0..k {
+                let at = (b * r + i) * k + s;
+                let real = i < n && s + 1 < n;
+                nb[at] = if real {
+                    ((i + s + 1) % n) as i64
+                } else {
+                    i as i64
+                };
+                nm[at] = f32::from(u8::from(real));
+            }
+        }
+    }
+    (nb, nm)
 }
 
 /// One device's side of a check.
