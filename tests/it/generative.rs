@@ -65,6 +65,13 @@ fn ddpm_trains_on_the_image_view() {
 }
 
 #[test]
+fn ddpm_with_v_prediction_trains_on_the_image_view() {
+    trains_and_keeps_the_lowest_validation_loss(
+        "{ddpm: {base: 8, mults: [1, 2], timesteps: 50, ema: 0.5, prediction: v}}",
+    );
+}
+
+#[test]
 fn a_resumed_vae_run_equals_the_uninterrupted_run() {
     resume_equals_uninterrupted("{vae: {channels: [8, 8, 8, 8], latent: 4}}");
 }

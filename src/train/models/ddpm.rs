@@ -1,6 +1,7 @@
 //! A denoising diffusion model of jet images (`model: {ddpm: {…}}`, Ho et al. 2020): the
 //! UNet of `nn::unet` predicts the noise ε of x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε at a uniformly drawn
-//! step t; the loss is the mean squared error of ε over the pixels. Optionally conditional on
+//! step t (or, with `prediction: v`, the velocity v = √ᾱ_t·ε − √(1−ᾱ_t)·x₀); the loss is the
+//! mean squared error of that target over the pixels. Optionally conditional on
 //! the label (`y`): the label is replaced by "no label" with probability `p_uncond` in
 //! training, so sampling can use classifier-free guidance. Sampling, reconstruction (SDEdit:
 //! noise a real jet to t₀ and denoise it back) and DDIM inversion are `nn::diffusion`'s; the
@@ -15,7 +16,7 @@
 use crate::train::contract::{
     Dims, Goal, ImageGenerator, Inputs, JetModel, Needs, Noise, Objective, Sampling, Step,
 };
-use crate::train::nn::diffusion::{BetaSchedule, Schedule};
+use crate::train::nn::diffusion::{BetaSchedule, Prediction, Schedule};
 use crate::train::nn::image::detector_like;
 use crate::train::nn::unet::{UNet, UNetSizes};
 use burn::prelude::*;
@@ -44,6 +45,10 @@ pub struct DdpmConfig {
     /// β schedule.
     #[serde(default = "cosine")]
     pub schedule: BetaSchedule,
+    /// What the UNet predicts: the noise ε (Ho et al.) or the velocity v (Salimans & Ho
+    /// 2022), which does not amplify the network's errors at the high-noise steps.
+    #[serde(default)]
+    pub prediction: Prediction,
     /// Condition on the label (quark/gluon) with classifier-free guidance.
     #[serde(default = "yes")]
     pub conditional: bool,
@@ -96,10 +101,15 @@ impl DdpmConfig {
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
         format!(
-            "DDPM {}×{:?}, T {} {s}{}",
+            "DDPM {}×{:?}, T {} {s}{}{}",
             self.base,
             self.mults,
             self.timesteps,
+            if self.prediction == Prediction::V {
+                ", v-prediction"
+            } else {
+                ""
+            },
             if self.conditional {
                 ", conditional"
             } else {
@@ -167,7 +177,7 @@ impl Ddpm {
         };
         Self {
             unet: UNet::new(sizes, d),
-            schedule: Schedule::new(c.schedule, c.timesteps),
+            schedule: Schedule::new(c.schedule, c.timesteps).predicting(c.prediction),
             conditional: c.conditional,
             p_uncond: c.p_uncond,
             ema: c.ema,
@@ -193,7 +203,8 @@ impl Ddpm {
         Tensor::from_data(TensorData::new(v, [labels.len()]), d)
     }
 
-    /// ε of `x` at step `t` (every image), guided by weight `w` towards `classes`.
+    /// The network's output (ε or v) for `x` at step `t` (every image), guided by weight `w`
+    /// towards `classes` (linear in the output, so the same for ε and v).
     fn guided_eps(
         &self,
         x: Tensor<4>,
@@ -292,7 +303,8 @@ impl JetModel for Ddpm {
         let b = shape[0];
         let t = step.noise.integers(b, self.schedule.steps());
         let eps = step.noise.normal(shape, &d);
-        let xt = self.schedule.q_sample(x0, &t, eps.clone());
+        let xt = self.schedule.q_sample(x0.clone(), &t, eps.clone());
+        let target = self.schedule.target(x0, &t, eps);
         let classes = self.conditional.then(|| {
             let labels: Vec<i64> = step
                 .labels
@@ -304,7 +316,7 @@ impl JetModel for Ddpm {
         });
         let pred = self.unet.forward(xt, &t, classes);
         Objective {
-            loss: (pred - eps).powi_scalar(2).mean(),
+            loss: (pred - target).powi_scalar(2).mean(),
             logits: None,
         }
     }

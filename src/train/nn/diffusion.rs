@@ -1,9 +1,11 @@
 //! Denoising diffusion (Ho et al. 2020, "DDPM"; Song et al. 2021, "DDIM") independent of the
 //! network: the noise schedule, the forward process q(x_t | x_0), ancestral and DDIM sampling,
 //! SDEdit-style reconstruction (noise a real image to step t₀, denoise it back) and the
-//! deterministic DDIM inversion round trip. The samplers take the network as a function
-//! ε(x_t, t) so they are tested with analytic ε-predictors (a point mass and a Gaussian,
-//! whose optimal ε is known in closed form).
+//! deterministic DDIM inversion round trip. The network predicts the noise ε (Ho et al.) or
+//! the velocity v = √ᾱ·ε − √(1−ᾱ)·x₀ (Salimans & Ho 2022), as the schedule's
+//! [`Prediction`] says. The samplers take the network as a function of (x_t, t) so they are
+//! tested with analytic predictors (a point mass and a Gaussian, whose optimal ε and v are
+//! known in closed form).
 
 use crate::train::contract::Noise;
 use burn::prelude::*;
@@ -21,13 +23,30 @@ pub enum BetaSchedule {
     Cosine,
 }
 
-/// The noise schedule: β_t, α_t = 1 − β_t and ᾱ_t = Π_{s≤t} α_s for t = 0 … T−1.
+/// What the network predicts from x_t.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Prediction {
+    /// The noise ε (Ho et al.): x̂₀ = (x_t − √(1−ᾱ)·ε̂)/√ᾱ, which amplifies an error in ε̂
+    /// by 1/√ᾱ (up to ~2·10⁴ at the cosine schedule's last steps).
+    #[default]
+    Epsilon,
+    /// The velocity v = √ᾱ·ε − √(1−ᾱ)·x₀ (Salimans & Ho 2022): x̂₀ = √ᾱ·x_t − √(1−ᾱ)·v̂ and
+    /// ε̂ = √(1−ᾱ)·x_t + √ᾱ·v̂, so no step divides by a small ᾱ; at pure noise the network
+    /// predicts x̂₀ itself.
+    V,
+}
+
+/// The noise schedule: β_t, α_t = 1 − β_t and ᾱ_t = Π_{s≤t} α_s for t = 0 … T−1, and what
+/// the network predicts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
     /// β_t.
     pub beta: Vec<f64>,
     /// ᾱ_t.
     pub alpha_bar: Vec<f64>,
+    /// The network's target (ε unless [`Schedule::predicting`] says otherwise).
+    pub prediction: Prediction,
 }
 
 impl Schedule {
@@ -59,7 +78,17 @@ impl Schedule {
             p *= 1.0 - b;
             alpha_bar.push(p);
         }
-        Self { beta, alpha_bar }
+        Self {
+            beta,
+            alpha_bar,
+            prediction: Prediction::Epsilon,
+        }
+    }
+
+    /// The same schedule for a network that predicts `p`.
+    pub fn predicting(mut self, p: Prediction) -> Self {
+        self.prediction = p;
+        self
     }
 
     /// T.
@@ -75,6 +104,20 @@ impl Schedule {
         x0 * a + eps * s
     }
 
+    /// The training target of x_t = [`Schedule::q_sample`]`(x0, t, eps)`: ε, or
+    /// v = √ᾱ_t·ε − √(1−ᾱ_t)·x₀.
+    pub fn target(&self, x0: Tensor<4>, t: &[usize], eps: Tensor<4>) -> Tensor<4> {
+        match self.prediction {
+            Prediction::Epsilon => eps,
+            Prediction::V => {
+                let d = x0.device();
+                let a = self.per_image(t, |ab| ab.sqrt(), &d);
+                let s = self.per_image(t, |ab| (1.0 - ab).sqrt(), &d);
+                eps * a - x0 * s
+            }
+        }
+    }
+
     /// `[B, 1, 1, 1]` of `f(ᾱ_t)` per image.
     fn per_image(&self, t: &[usize], f: impl Fn(f64) -> f64, d: &Device) -> Tensor<4> {
         let v: Vec<f32> = t.iter().map(|&i| f(self.alpha_bar[i]) as f32).collect();
@@ -86,12 +129,30 @@ impl Schedule {
         t.map_or(1.0, |i| self.alpha_bar[i])
     }
 
-    /// The prediction of x_0 from `x` at ᾱ `ab` and predicted noise `e`, clamped to `clip`.
-    fn x0_hat(x: Tensor<4>, e: Tensor<4>, ab: f64, clip: Option<(f32, f32)>) -> Tensor<4> {
-        let x0 = (x - e.mul_scalar((1.0 - ab).sqrt())).div_scalar(ab.sqrt());
+    /// x̂₀ and ε̂ from `x` at ᾱ `ab` and the network's output `out`, x̂₀ clamped to `clip`
+    /// (ε̂ then re-derived from the clamped x̂₀, so the pair stays consistent with x).
+    fn denoised(
+        &self,
+        x: Tensor<4>,
+        out: Tensor<4>,
+        ab: f64,
+        clip: Option<(f32, f32)>,
+    ) -> (Tensor<4>, Tensor<4>) {
+        let (a, s) = (ab.sqrt(), (1.0 - ab).sqrt());
+        let (x0, e) = match self.prediction {
+            Prediction::Epsilon => ((x.clone() - out.clone().mul_scalar(s)).div_scalar(a), out),
+            Prediction::V => (
+                x.clone().mul_scalar(a) - out.clone().mul_scalar(s),
+                x.clone().mul_scalar(s) + out.mul_scalar(a),
+            ),
+        };
         match clip {
-            Some((lo, hi)) => x0.clamp(lo, hi),
-            None => x0,
+            Some((lo, hi)) => {
+                let x0 = x0.clamp(lo, hi);
+                let e = (x - x0.clone().mul_scalar(a)).div_scalar(s);
+                (x0, e)
+            }
+            None => (x0, e),
         }
     }
 
@@ -105,17 +166,17 @@ impl Schedule {
         &self,
         mut x: Tensor<4>,
         from: usize,
-        eps: &mut dyn FnMut(Tensor<4>, usize) -> Tensor<4>,
+        net: &mut dyn FnMut(Tensor<4>, usize) -> Tensor<4>,
         noise: &mut Noise,
         clip: Option<(f32, f32)>,
     ) -> Tensor<4> {
         let shape = x.dims();
         let d = x.device();
         for t in (0..=from).rev() {
-            let e = eps(x.clone(), t);
+            let out = net(x.clone(), t);
             let (beta, ab) = (self.beta[t], self.alpha_bar[t]);
             let ab_prev = self.ab(t.checked_sub(1));
-            let x0 = Self::x0_hat(x.clone(), e, ab, clip);
+            let (x0, _) = self.denoised(x.clone(), out, ab, clip);
             let mean = x0.mul_scalar(ab_prev.sqrt() * beta / (1.0 - ab))
                 + x.mul_scalar((1.0 - beta).sqrt() * (1.0 - ab_prev) / (1.0 - ab));
             x = if t > 0 {
@@ -139,21 +200,17 @@ impl Schedule {
         ts
     }
 
-    /// One deterministic DDIM move (η = 0) of `x` at ᾱ `ab` with prediction `e` to ᾱ `ab_to`:
-    /// x̂₀ (clamped to `clip`), then √ᾱ_to·x̂₀ + √(1−ᾱ_to)·ε̂ with ε̂ re-derived from x̂₀ (= `e`
-    /// when nothing is clamped).
+    /// One deterministic DDIM move (η = 0) of `x` at ᾱ `ab` with the network's output `out` to
+    /// ᾱ `ab_to`: √ᾱ_to·x̂₀ + √(1−ᾱ_to)·ε̂ ([`Schedule::denoised`]).
     fn ddim_move(
+        &self,
         x: Tensor<4>,
-        e: Tensor<4>,
+        out: Tensor<4>,
         ab: f64,
         ab_to: f64,
         clip: Option<(f32, f32)>,
     ) -> Tensor<4> {
-        let x0 = Self::x0_hat(x.clone(), e.clone(), ab, clip);
-        let e = match clip {
-            Some(_) => (x - x0.clone().mul_scalar(ab.sqrt())).div_scalar((1.0 - ab).sqrt()),
-            None => e,
-        };
+        let (x0, e) = self.denoised(x, out, ab, clip);
         x0.mul_scalar(ab_to.sqrt()) + e.mul_scalar((1.0 - ab_to).sqrt())
     }
 
@@ -164,14 +221,14 @@ impl Schedule {
         mut x: Tensor<4>,
         from: usize,
         n: usize,
-        eps: &mut dyn FnMut(Tensor<4>, usize) -> Tensor<4>,
+        net: &mut dyn FnMut(Tensor<4>, usize) -> Tensor<4>,
         clip: Option<(f32, f32)>,
     ) -> Tensor<4> {
         let ts = Self::ddim_steps(from, n);
         for (i, &t) in ts.iter().enumerate() {
             let next = ts.get(i + 1).copied();
-            let e = eps(x.clone(), t);
-            x = Self::ddim_move(x, e, self.alpha_bar[t], self.ab(next), clip);
+            let out = net(x.clone(), t);
+            x = self.ddim_move(x, out, self.alpha_bar[t], self.ab(next), clip);
         }
         x
     }
@@ -183,16 +240,16 @@ impl Schedule {
         mut x: Tensor<4>,
         to: usize,
         n: usize,
-        eps: &mut dyn FnMut(Tensor<4>, usize) -> Tensor<4>,
+        net: &mut dyn FnMut(Tensor<4>, usize) -> Tensor<4>,
     ) -> Tensor<4> {
         let mut ts = Self::ddim_steps(to, n);
         ts.reverse();
         let mut prev: Option<usize> = None;
         for &t in &ts {
-            // ε is evaluated at the current point (step `prev`), as the sampler evaluates it
-            // at its current step.
-            let e = eps(x.clone(), prev.unwrap_or(0));
-            x = Self::ddim_move(x, e, self.ab(prev), self.alpha_bar[t], None);
+            // The network is evaluated at the current point (step `prev`), as the sampler
+            // evaluates it at its current step.
+            let out = net(x.clone(), prev.unwrap_or(0));
+            x = self.ddim_move(x, out, self.ab(prev), self.alpha_bar[t], None);
             prev = Some(t);
         }
         x
@@ -261,11 +318,16 @@ mod tests {
         }
     }
 
-    /// The optimal ε of data that is always the image `c`: ε = (x_t − √ᾱ_t·c)/√(1−ᾱ_t).
+    /// The optimal output for data that is always the image `c`: ε = (x_t − √ᾱ_t·c)/√(1−ᾱ_t),
+    /// v = √ᾱ_t·ε − √(1−ᾱ_t)·c.
     fn point_mass(s: &Schedule, c: Tensor<4>) -> impl FnMut(Tensor<4>, usize) -> Tensor<4> + '_ {
         move |x, t| {
             let ab = s.alpha_bar[t];
-            (x - c.clone().mul_scalar(ab.sqrt())).div_scalar((1.0 - ab).sqrt())
+            let e = (x - c.clone().mul_scalar(ab.sqrt())).div_scalar((1.0 - ab).sqrt());
+            match s.prediction {
+                Prediction::Epsilon => e,
+                Prediction::V => e.mul_scalar(ab.sqrt()) - c.clone().mul_scalar((1.0 - ab).sqrt()),
+            }
         }
     }
 
@@ -273,36 +335,96 @@ mod tests {
     fn samplers_recover_a_point_mass_exactly() {
         let d = Device::flex();
         for kind in [BetaSchedule::Linear, BetaSchedule::Cosine] {
-            let s = Schedule::new(kind, 200);
-            let c = Tensor::<4>::from_floats([[[[0.5, -1.0], [2.0, 0.0]]]], &d);
-            let mut noise = Noise::new(1, 1);
-            let x = noise.normal([1, 1, 2, 2], &d);
-            let a = s.ancestral(
-                x.clone(),
-                199,
-                &mut point_mass(&s, c.clone()),
-                &mut noise,
-                None,
-            );
-            let b = s.ddim(x, 199, 20, &mut point_mass(&s, c.clone()), None);
-            for out in [a, b] {
-                for (g, w) in vals(out).iter().zip([0.5, -1.0, 2.0, 0.0]) {
-                    assert!((g - w).abs() < 1e-3, "{kind:?}: {g} vs {w}");
+            for p in [Prediction::Epsilon, Prediction::V] {
+                let s = Schedule::new(kind, 200).predicting(p);
+                let c = Tensor::<4>::from_floats([[[[0.5, -1.0], [2.0, 0.0]]]], &d);
+                let mut noise = Noise::new(1, 1);
+                let x = noise.normal([1, 1, 2, 2], &d);
+                let a = s.ancestral(
+                    x.clone(),
+                    199,
+                    &mut point_mass(&s, c.clone()),
+                    &mut noise,
+                    None,
+                );
+                let b = s.ddim(x, 199, 20, &mut point_mass(&s, c.clone()), None);
+                for out in [a, b] {
+                    for (g, w) in vals(out).iter().zip([0.5, -1.0, 2.0, 0.0]) {
+                        assert!((g - w).abs() < 1e-3, "{kind:?} {p:?}: {g} vs {w}");
+                    }
                 }
             }
         }
     }
 
     #[test]
-    fn ancestral_sampling_reproduces_a_gaussian() {
-        // Data N(μ, s²) per pixel: E[ε | x_t] = √(1−ᾱ)(x_t − √ᾱ μ)/(ᾱ s² + 1 − ᾱ).
+    fn the_v_target_is_the_velocity_and_samplers_read_it_back() {
         let d = Device::flex();
-        let s = Schedule::new(BetaSchedule::Linear, 1000);
-        let (mu, sd) = (1.5f64, 0.5f64);
-        let mut eps = |x: Tensor<4>, t: usize| {
+        let s = Schedule::new(BetaSchedule::Cosine, 100).predicting(Prediction::V);
+        let x0 = Tensor::<4>::ones([2, 1, 2, 2], &d).mul_scalar(3.0);
+        let eps = Tensor::<4>::ones([2, 1, 2, 2], &d).mul_scalar(-1.0);
+        let xt = s.q_sample(x0.clone(), &[10, 99], eps.clone());
+        let v = s.target(x0, &[10, 99], eps);
+        let (vv, xv) = (vals(v.clone()), vals(xt.clone()));
+        for (b, t) in [(0, 10), (1, 99)] {
             let ab = s.alpha_bar[t];
-            (x.sub_scalar(ab.sqrt() * mu)).mul_scalar((1.0 - ab).sqrt() / (ab * sd * sd + 1.0 - ab))
-        };
+            let want = -ab.sqrt() - 3.0 * (1.0 - ab).sqrt();
+            assert!((vv[b * 4] as f64 - want).abs() < 1e-5, "t {t}");
+            // The exact v gives back x₀ and ε at each image's own step.
+            let (x0, e) = s.denoised(
+                xt.clone().slice([b..b + 1]),
+                v.clone().slice([b..b + 1]),
+                ab,
+                None,
+            );
+            assert!((vals(x0)[0] - 3.0).abs() < 1e-4 && (vals(e)[0] + 1.0).abs() < 1e-4);
+            assert!(xv[b * 4].is_finite());
+        }
+        // Clamping x̂₀ re-derives ε̂ so that x_t = √ᾱ·x̂₀ + √(1−ᾱ)·ε̂ still holds.
+        let ab = s.alpha_bar[50];
+        let x = Tensor::<4>::ones([1, 1, 1, 1], &d);
+        let (x0, e) = s.denoised(
+            x,
+            Tensor::ones([1, 1, 1, 1], &d).mul_scalar(-5.0),
+            ab,
+            Some((0.0, 1.0)),
+        );
+        let (x0, e) = (vals(x0)[0] as f64, vals(e)[0] as f64);
+        assert_eq!(x0, 1.0);
+        assert!((ab.sqrt() * x0 + (1.0 - ab).sqrt() * e - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn ancestral_sampling_reproduces_a_gaussian() {
+        for p in [Prediction::Epsilon, Prediction::V] {
+            sample_a_gaussian(p);
+        }
+    }
+
+    /// The optimal output for data N(μ, s²) per pixel: E[ε | x_t] = √(1−ᾱ)(x_t − √ᾱ μ)/(ᾱ s²
+    /// + 1 − ᾱ), E[x₀ | x_t] = μ + √ᾱ s²(x_t − √ᾱ μ)/(ᾱ s² + 1 − ᾱ), v from both.
+    fn gaussian(s: &Schedule, mu: f64, sd: f64) -> impl FnMut(Tensor<4>, usize) -> Tensor<4> + '_ {
+        move |x, t| {
+            let ab = s.alpha_bar[t];
+            let r = x
+                .sub_scalar(ab.sqrt() * mu)
+                .div_scalar(ab * sd * sd + 1.0 - ab);
+            let e = r.clone().mul_scalar((1.0 - ab).sqrt());
+            match s.prediction {
+                Prediction::Epsilon => e,
+                Prediction::V => {
+                    let x0 = r.mul_scalar(ab.sqrt() * sd * sd).add_scalar(mu);
+                    e.mul_scalar(ab.sqrt()) - x0.mul_scalar((1.0 - ab).sqrt())
+                }
+            }
+        }
+    }
+
+    fn sample_a_gaussian(p: Prediction) {
+        let d = Device::flex();
+        let s = Schedule::new(BetaSchedule::Linear, 1000).predicting(p);
+        let (mu, sd) = (1.5f64, 0.5f64);
+        let mut eps = gaussian(&s, mu, sd);
         let mut noise = Noise::new(7, 0);
         let x = noise.normal([16, 1, 16, 16], &d);
         let moments = |v: Vec<f32>| {
@@ -322,7 +444,7 @@ mod tests {
         )));
         assert!(
             (m - mu).abs() < 0.03 && (sdev - sd).abs() < 0.03,
-            "ancestral: {m} {sdev}"
+            "{p:?} ancestral: {m} {sdev}"
         );
         // DDIM maps the noise deterministically onto the same distribution (the probability
         // flow), also with x̂₀ clamped to a range that holds the data. Its discretisation
@@ -332,7 +454,7 @@ mod tests {
             let (m, sdev) = moments(vals(s.ddim(x.clone(), 999, 200, &mut eps, clip)));
             assert!(
                 (m - mu).abs() < 0.03 && (sdev - sd).abs() < 0.03,
-                "DDIM: {m} {sdev}"
+                "{p:?} DDIM: {m} {sdev}"
             );
         }
         // Clamping x̂₀ to [1, 2] keeps the samples there.
@@ -342,13 +464,16 @@ mod tests {
 
     #[test]
     fn ddim_inversion_round_trips() {
+        for p in [Prediction::Epsilon, Prediction::V] {
+            round_trip(p);
+        }
+    }
+
+    fn round_trip(p: Prediction) {
         let d = Device::flex();
-        let s = Schedule::new(BetaSchedule::Cosine, 1000);
+        let s = Schedule::new(BetaSchedule::Cosine, 1000).predicting(p);
         let (mu, sd) = (0.3f64, 0.8f64);
-        let mut eps = |x: Tensor<4>, t: usize| {
-            let ab = s.alpha_bar[t];
-            (x.sub_scalar(ab.sqrt() * mu)).mul_scalar((1.0 - ab).sqrt() / (ab * sd * sd + 1.0 - ab))
-        };
+        let mut eps = gaussian(&s, mu, sd);
         let x0 = Noise::new(3, 3)
             .normal([2, 1, 4, 4], &d)
             .mul_scalar(sd)
@@ -363,7 +488,10 @@ mod tests {
                 .fold(0f32, f32::max)
         };
         let (coarse, fine) = (err(50), err(400));
-        assert!(fine < 0.01 && fine < coarse / 4.0, "{coarse} → {fine}");
+        assert!(
+            fine < 0.01 && fine < coarse / 4.0,
+            "{p:?}: {coarse} → {fine}"
+        );
     }
 
     #[test]

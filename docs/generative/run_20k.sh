@@ -1,0 +1,29 @@
+#!/bin/bash
+# Reproduces the "Results: 20,000 generator jets, v-prediction" tables of docs/generative.md
+# (about 2 hours on 2 cores). Run from the repository root with the generator's venv
+# (data-samples/README.md) as GENV and a built `pipeline` as P. W is a scratch directory.
+set -euo pipefail
+P=${P:-target/debug/pipeline}
+GENV=${GENV:-/tmp/genv}
+W=${W:-/tmp/big}
+mkdir -p "$W"
+root=$(pwd)
+# pythia8mc fails to import from the repository root: generate from the scratch directory.
+(cd "$W" && "$GENV/bin/python" "$root/data-samples/generator/generate.py" qg --n 20000 --seed 7 --workers 2 --out "$W/qg_s7_20k.h5")
+sed -e "s|files: \[data-samples/qg_sample.h5\]|files: [$W/qg_s7_20k.h5]|" \
+    -e "s|path: out/qg1024 |path: $W/out/qg20k |" -e 's|resolutions: \[256, 512, 768, 1024\]|resolutions: [1024]|' \
+    -e 's|^name: qg1024|name: qg20k|' pipelines/qg1024.yaml > "$W/conv.yaml"
+sed -e "s|runs/qg_vae|$W/runs/vae|" -e "s|dataset: out/qg1024|dataset: $W/out/qg20k|" -e 's|epochs: 20|epochs: 12|' \
+    pipelines/qg_train_vae.yaml > "$W/vae.yaml"
+# The DDPM at CPU size: base 16, 6 epochs (1,500 steps) with the cosine learning rate over them.
+sed -e "s|runs/qg_ddpm|$W/runs/ddpm_v|" -e "s|dataset: out/qg1024|dataset: $W/out/qg20k|" -e 's|base: 32 |base: 16 |' \
+    -e 's|epochs: 20|epochs: 6|' -e 's|lr: 0.0002|lr: 0.0005|' -e 's|ema: 0.999|ema: 0.995|' \
+    -e 's|early_stopping: 5|early_stopping: 0|' -e 's|prediction: [a-z]*|prediction: v|' \
+    pipelines/qg_train_ddpm.yaml > "$W/ddpm_v.yaml"
+grep -q 'prediction: v' "$W/ddpm_v.yaml"
+cd "$W"
+"$P" run conv.yaml -q
+"$P" train vae.yaml
+"$P" train ddpm_v.yaml
+"$P" reconstruct runs/vae runs/ddpm_v --out recon --jets 512 --t0 0.3,0.6 --invert
+"$P" generate runs/vae runs/ddpm_v --out gen --jets 512
