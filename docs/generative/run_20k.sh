@@ -23,7 +23,8 @@ sed -e "s|runs/qg_ddpm|$W/runs/ddpm_v|" -e "s|dataset: out/qg1024|dataset: $W/ou
 grep -q 'prediction: v' "$W/ddpm_v.yaml"
 cd "$W"
 "$P" run conv.yaml -q
-"$P" train vae.yaml
+RAYON_NUM_THREADS=1 "$P" train vae.yaml > vae.log 2>&1 &   # beside the DDPM, one thread
 "$P" train ddpm_v.yaml
+wait
 "$P" reconstruct runs/vae runs/ddpm_v --out recon --jets 512 --t0 0.3,0.6 --invert
 "$P" generate runs/vae runs/ddpm_v --out gen --jets 512

@@ -372,8 +372,8 @@ mod tests {
             assert!((vv[b * 4] as f64 - want).abs() < 1e-5, "t {t}");
             // The exact v gives back x₀ and ε at each image's own step.
             let (x0, e) = s.denoised(
-                xt.clone().slice([b..b + 1]),
-                v.clone().slice([b..b + 1]),
+                xt.clone().narrow(0, b, 1),
+                v.clone().narrow(0, b, 1),
                 ab,
                 None,
             );
