@@ -15,7 +15,7 @@ sed -e "s|files: \[data-samples/qg_sample.h5\]|files: [$W/qg_s7_20k.h5]|" \
     -e 's|^name: qg1024|name: qg20k|' pipelines/qg1024.yaml > "$W/conv.yaml"
 sed -e "s|runs/qg_vae|$W/runs/vae|" -e "s|dataset: out/qg1024|dataset: $W/out/qg20k|" -e 's|epochs: 20|epochs: 12|' \
     pipelines/qg_train_vae.yaml > "$W/vae.yaml"
-# The DDPM at CPU size: base 16, 6 epochs (1,500 steps) with the cosine learning rate over them.
+# The DDPM at CPU size: base 16, 5 epochs (1,250 steps) with the cosine learning rate over them.
 sed -e "s|runs/qg_ddpm|$W/runs/ddpm_v|" -e "s|dataset: out/qg1024|dataset: $W/out/qg20k|" -e 's|base: 32 |base: 16 |' \
     -e 's|epochs: 20|epochs: 5|' -e 's|lr: 0.0002|lr: 0.0005|' -e 's|ema: 0.999|ema: 0.995|' \
     -e 's|early_stopping: 5|early_stopping: 0|' -e 's|prediction: [a-z]*|prediction: v|' \
