@@ -21,10 +21,27 @@ sed -e "s|runs/qg_ddpm|$W/runs/ddpm_v|" -e "s|dataset: out/qg1024|dataset: $W/ou
     -e 's|early_stopping: 5|early_stopping: 0|' -e 's|prediction: [a-z]*|prediction: v|' \
     pipelines/qg_train_ddpm.yaml > "$W/ddpm_v.yaml"
 grep -q 'prediction: v' "$W/ddpm_v.yaml"
+# The same DDPM predicting ε (Ho et al.): the ablation of the target at equal data and steps.
+sed -e "s|ddpm_v|ddpm_eps|" -e 's|prediction: v |prediction: epsilon |' "$W/ddpm_v.yaml" > "$W/ddpm_eps.yaml"
+grep -q 'prediction: epsilon' "$W/ddpm_eps.yaml"
+# The conditioning check: the features baseline on the 14 observables of `pipeline generate`.
+{ sed -e "s|runs/qg_baseline|$W/runs/obs_baseline|" -e "s|dataset: out/qg1024|dataset: $W/out/qg20k|" \
+    -e 's|resolution: 256|resolution: 1024|' -e 's|epochs: 50|epochs: 30|' pipelines/qg_train_baseline.yaml | grep -v '^#'
+  echo '  jet_inputs: [n_hits, hits_tracks, hits_ecal, hits_hcal, sum_tracks, sum_ecal, sum_hcal, sum_total, width_total, ptd_total, lead_frac, core_frac, axis_major, axis_minor]'
+} > "$W/obs_baseline.yaml"
 cd "$W"
 "$P" run conv.yaml -q
-RAYON_NUM_THREADS=1 "$P" train vae.yaml > vae.log 2>&1 &   # beside the DDPM, one thread
-"$P" train ddpm_v.yaml
+# The three trainings side by side, one thread each (the 2 cores shared).
+export RAYON_NUM_THREADS=1
+"$P" train vae.yaml > vae.log 2>&1 &
+"$P" train ddpm_eps.yaml > ddpm_eps.log 2>&1 &
+"$P" train ddpm_v.yaml > ddpm_v.log 2>&1
 wait
-"$P" reconstruct runs/vae runs/ddpm_v --out recon --jets 512 --t0 0.3,0.6 --invert
-"$P" generate runs/vae runs/ddpm_v --out gen --jets 512
+unset RAYON_NUM_THREADS
+"$P" train obs_baseline.yaml
+"$P" eval runs/obs_baseline --subset test
+"$P" reconstruct runs/vae runs/ddpm_eps runs/ddpm_v --out recon --jets 512 --t0 0.3,0.6 --invert
+"$P" generate runs/vae runs/ddpm_eps runs/ddpm_v --out gen --jets 512
+for s in real vae ddpm_eps ddpm_v; do
+  "$P" eval runs/obs_baseline --dataset gen/$s/dataset --subset all --tag $s
+done
