@@ -205,7 +205,7 @@ impl Ddpm {
 
     /// The network's output (ε or v) for `x` at step `t` (every image), guided by weight `w`
     /// towards `classes` (linear in the output, so the same for ε and v).
-    fn guided_eps(
+    fn guided_output(
         &self,
         x: Tensor<4>,
         t: usize,
@@ -258,12 +258,12 @@ impl Ddpm {
         how: &Sampling,
         noise: &mut Noise,
     ) -> Tensor<4> {
-        let mut eps = |x: Tensor<4>, t: usize| self.guided_eps(x, t, classes, how.guidance);
+        let mut net = |x: Tensor<4>, t: usize| self.guided_output(x, t, classes, how.guidance);
         let out = match how.steps {
-            None => self.schedule.ancestral(x, from, &mut eps, noise, how.clip),
+            None => self.schedule.ancestral(x, from, &mut net, noise, how.clip),
             Some(n) => {
                 let n = ((n * (from + 1)) as f64 / self.schedule.steps() as f64).ceil() as usize;
-                self.schedule.ddim(x, from, n.max(1), &mut eps, how.clip)
+                self.schedule.ddim(x, from, n.max(1), &mut net, how.clip)
             }
         };
         detector_like(out, how.threshold)
@@ -284,10 +284,10 @@ impl Ddpm {
         let n = ((n * (to + 1)) as f64 / self.schedule.steps() as f64)
             .ceil()
             .max(1.0) as usize;
-        let mut eps = |x: Tensor<4>, t: usize| self.guided_eps(x, t, &classes, how.guidance);
-        let z = self.schedule.ddim_invert(images, to, n, &mut eps);
+        let mut net = |x: Tensor<4>, t: usize| self.guided_output(x, t, &classes, how.guidance);
+        let z = self.schedule.ddim_invert(images, to, n, &mut net);
         detector_like(
-            self.schedule.ddim(z, to, n, &mut eps, how.clip),
+            self.schedule.ddim(z, to, n, &mut net, how.clip),
             how.threshold,
         )
     }

@@ -220,7 +220,7 @@ impl UNet {
         self.classes
     }
 
-    /// Predicted ε `[B, C, H, W]` of noisy images `x` at steps `t`, with class indices
+    /// The prediction (ε or v, as the schedule's target) `[B, C, H, W]` of noisy images `x` at steps `t`, with class indices
     /// `class` (`[B]`, `null_class()` for none; ignored when unconditional).
     pub fn forward(&self, x: Tensor<4>, t: &[usize], class: Option<Tensor<1, Int>>) -> Tensor<4> {
         let [b, _, h, w] = x.dims();
