@@ -1,4 +1,4 @@
-//! Per-feature preprocessing, like weaver's `inputs`: `log1p`, `scale`, `clip`,
+//! Per-feature preprocessing, like weaver's `inputs`: `log1p`, `scale`, `clip`, `zero`,
 //! `jet_fraction` and `standardise`, applied in the order given. Standardisation uses the median and the 16th/84th
 //! percentiles of the feature (after the transforms before it) over real points, computed once
 //! over a deterministic fraction of the selected jets and cached in the dataset's manifest
@@ -22,6 +22,10 @@ pub enum Transform {
     Scale(f32),
     /// x → min(max(x, lo), hi).
     Clip([f32; 2]),
+    /// x → v where x is exactly 0, other values unchanged. For images: empty pixels get a
+    /// value of their own, below every hit (`{zero: -1}` after `log1p`), so a generative
+    /// model's noise around "empty" does not read as small hits.
+    Zero(f32),
     /// x → x / Σ x over the jet's stored points (at the loaded resolution, after the
     /// transforms before it), like ParticleNet's E/E_jet inputs: a max-pooling network cannot
     /// sum, so jet-normalised shapes (leading fraction, pT_D) need this. A jet whose sum is 0
@@ -41,6 +45,8 @@ pub enum Op {
     Affine { sub: f32, mul: f32 },
     /// Clamp to [lo, hi].
     Clip { lo: f32, hi: f32 },
+    /// 0 → the value, anything else unchanged.
+    Zero(f32),
     /// Divide by the jet's sum: needs the whole jet, so only [`apply_jet`] applies it.
     JetFraction,
 }
@@ -53,6 +59,13 @@ impl Op {
             Op::Log1p => x.ln_1p(),
             Op::Affine { sub, mul } => (x - sub) * mul,
             Op::Clip { lo, hi } => x.clamp(lo, hi),
+            Op::Zero(v) => {
+                if x == 0.0 {
+                    v
+                } else {
+                    x
+                }
+            }
             Op::JetFraction => unreachable!("jet_fraction is applied per jet by apply_jet"),
         }
     }
@@ -68,6 +81,7 @@ impl Op {
             Transform::Log1p => Some(Op::Log1p),
             Transform::Scale(f) => Some(Op::Affine { sub: 0.0, mul: f }),
             Transform::Clip([lo, hi]) => Some(Op::Clip { lo, hi }),
+            Transform::Zero(v) => Some(Op::Zero(v)),
             Transform::JetFraction => Some(Op::JetFraction),
             Transform::Standardise => None,
         }

@@ -114,7 +114,8 @@ pub struct ImageSpec {
     #[garde(range(min = 1, max = 256))]
     pub pool: u32,
     /// Element-wise transforms of every pixel after pooling, in order: `log1p`, `{scale: f}`,
-    /// `{clip: [lo, hi]}` (the per-jet and dataset-statistics transforms do not apply).
+    /// `{clip: [lo, hi]}`, and last `{zero: v}` with v < 0 (empty pixels to v) (the per-jet
+    /// and dataset-statistics transforms do not apply).
     #[serde(default)]
     #[garde(custom(|t: &Vec<Transform>, _: &()| pixelwise(t)))]
     pub transforms: Vec<Transform>,
@@ -158,12 +159,26 @@ fn pixelwise(t: &[Transform]) -> garde::Result {
         .find(|t| matches!(t, Transform::JetFraction | Transform::Standardise))
     {
         Some(t) => Err(garde::Error::new(format!(
-            "{} does not apply to images: use log1p, scale or clip",
+            "{} does not apply to images: use log1p, scale, clip or zero",
             serde_json::to_string(t)
                 .unwrap_or_default()
                 .trim_matches('"')
         ))),
+        None => zero_last(t),
+    }
+}
+
+/// `{zero: v}` in an image's transforms: the last one, with v < 0, so empty pixels lie below
+/// every hit and generated images map back to energies (anything ≤ 0 is an empty pixel).
+fn zero_last(t: &[Transform]) -> garde::Result {
+    match t.iter().position(|t| matches!(t, Transform::Zero(_))) {
         None => Ok(()),
+        Some(i) => match t[i] {
+            Transform::Zero(v) if i + 1 == t.len() && v < 0.0 => Ok(()),
+            _ => Err(garde::Error::new(
+                "{zero: v} must be the last image transform, with v < 0".to_string(),
+            )),
+        },
     }
 }
 

@@ -603,7 +603,11 @@ fn image_view_reproduces_the_source_images() {
         "stages:\n  pointcloud:\n    resolutions: [400]\n",
     );
     run(&cfg, &quiet()).unwrap();
-    for (pool, transforms) in [(1usize, "[]"), (3, "[log1p, {scale: 2.0}]")] {
+    for (pool, transforms) in [
+        (1usize, "[]"),
+        (3, "[log1p, {scale: 2.0}]"),
+        (2, "[log1p, {scale: 2.0}, {zero: -1.5}]"),
+    ] {
         let spec = parse_loader(
             &format!(
                 "loader:\n  dataset: \"{}\"\n  resolution: 400\n  shuffle: false\n  batch_size: 5\n  image: {{size: [{h}, {w}], pool: {pool}, transforms: {transforms}}}\n",
@@ -631,6 +635,9 @@ fn image_view_reproduces_the_source_images() {
                             if pool > 1 {
                                 want = want.ln_1p() * 2.0;
                             }
+                            if pool == 2 && want == 0.0 {
+                                want = -1.5; // `zero`: the empty pixels
+                            }
                             let got = b.image[((i * c + ch) * hp + y) * wp + x];
                             assert!(
                                 (got - want).abs() <= 1e-5 * want.abs().max(1.0),
@@ -655,4 +662,17 @@ fn image_view_reproduces_the_source_images() {
         e.contains("t.yaml:5") && e.contains("does not apply to images"),
         "{e}"
     );
+    // `zero` must come last, with a negative value (empty pixels below every hit).
+    for bad in ["[{zero: -1}, log1p]", "[log1p, {zero: 0.5}]"] {
+        let e = parse_loader(
+            &format!("loader:\n  dataset: x\n  resolution: 400\n  image:\n    transforms: {bad}\n"),
+            "t.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("t.yaml:5") && e.contains("last image transform"),
+            "{bad}: {e}"
+        );
+    }
 }

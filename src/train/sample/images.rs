@@ -92,13 +92,16 @@ impl ImageSet {
 pub const MAX_ENERGY: f32 = 1e6;
 
 /// A pixel value in the model's units back in energy units: the transforms undone in reverse
-/// order (`clip` is kept as is), negatives and NaN to 0, at most [`MAX_ENERGY`].
+/// order (`clip` is kept as is, `zero` turns values ≤ 0 into 0), negatives and NaN to 0, at
+/// most [`MAX_ENERGY`].
 pub fn to_energy(v: f32, transforms: &[Transform]) -> f32 {
     let mut x = v;
     for t in transforms.iter().rev() {
         x = match *t {
             Transform::Log1p => x.exp_m1(),
             Transform::Scale(f) if f != 0.0 => x / f,
+            // Empty pixels lie at v < 0, hits above 0.
+            Transform::Zero(_) if x <= 0.0 => 0.0,
             _ => x,
         };
     }
@@ -117,6 +120,7 @@ pub fn from_energy(e: f32, transforms: &[Transform]) -> f32 {
             Transform::Log1p => x.ln_1p(),
             Transform::Scale(f) => x * f,
             Transform::Clip([lo, hi]) => x.clamp(lo, hi),
+            Transform::Zero(v) if x == 0.0 => v,
             _ => x,
         };
     }
@@ -248,6 +252,18 @@ mod tests {
         assert_eq!(to_energy(-0.3, &t), 0.0);
         assert_eq!(to_energy(500.0, &t), MAX_ENERGY);
         assert_eq!(to_energy(f32::NAN, &t), 0.0);
+        // Empty pixels at −1: back to 0 from anywhere ≤ 0, hits unchanged.
+        let z = [
+            Transform::Log1p,
+            Transform::Scale(0.5),
+            Transform::Zero(-1.0),
+        ];
+        assert_eq!(from_energy(0.0, &z), -1.0);
+        assert!((from_energy(e, &z) - v).abs() < 1e-6);
+        assert!((to_energy(v, &z) - e).abs() < 1e-5);
+        for x in [-1.0, -0.4, 0.0] {
+            assert_eq!(to_energy(x, &z), 0.0);
+        }
     }
 
     #[test]
