@@ -1,5 +1,5 @@
 //! The integration tests, as one test binary: each module is one area (conversion, bad
-//! input, faults, features, direct reads, loader, CLI, Python, training, graph layers, generative models,
+//! input, faults, features, direct reads, loader and its image view, CLI, Python, training, graph layers, generative models,
 //! and with a GPU feature the GPU code path). One binary links
 //! jetpipe with DataFusion, Burn and HDF5 once instead of once per area (issue 25).
 
@@ -16,6 +16,7 @@ mod generative;
 mod gnn;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod gpu;
+mod image_view;
 mod loader;
 mod python;
 #[cfg(feature = "train")]
