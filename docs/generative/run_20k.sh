@@ -61,3 +61,7 @@ for s in gen/real gen/vae gen/ddpm_eps gen/ddpm_v gen_vz/ddpm_vz gen_vz_g2/ddpm_
   "$P" eval runs/obs_baseline --dataset $s/dataset --subset all --tag "$(echo $s | tr / _)"
 done
 python3 "$root/docs/generative/tables.py" gen/metrics.json gen_vz/metrics.json recon/metrics.json recon_vz/metrics.json
+# Hits and energy per jet and channel of each generated set.
+for s in gen/real gen/vae gen/ddpm_v gen_vz/ddpm_vz; do
+  "$P" sql -d $s/dataset "SELECT '$s' AS set_, avg(hits_tracks), avg(hits_ecal), avg(hits_hcal), avg(sum_tracks), avg(sum_ecal), avg(sum_hcal) FROM jets"
+done

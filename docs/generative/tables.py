@@ -3,7 +3,8 @@
 docs/generative.md prints them: `python3 docs/generative/tables.py gen/metrics.json
 recon/metrics.json`. Per set: mean W1/σ and separation power over the observables, the
 Fréchet distance and the two-sample AUC; reconstructions add the pixel MSE of log(1 + E)
-and the per-channel energy bias and resolution (tracks / ECAL / HCAL)."""
+and the per-channel energy bias and resolution (tracks / ECAL / HCAL). Then one table per
+observable of every generated set in the files given (W1/σ / separation power)."""
 import json
 import sys
 
@@ -36,5 +37,25 @@ def table(path):
     print()
 
 
+def observables(paths):
+    sets = {}
+    for p in paths:
+        m = json.load(open(p))
+        if m["kind"] == "generate":
+            sets.update({k: v["distribution"] for k, v in m["sets"].items()})
+    if not sets:
+        return
+    names = list(sets)
+    print("per observable, generation: W1/σ / separation power\n")
+    print("| observable | " + " | ".join(names) + " |")
+    print("|---" * (len(names) + 1) + "|")
+    for o in next(iter(sets.values()))["w1_over_sd"]:
+        cells = (f"{sets[n]['w1_over_sd'][o]:.2f} / {sets[n]['separation_power'][o]:.2f}"
+                 for n in names)
+        print(f"| {o} | " + " | ".join(cells) + " |")
+    print()
+
+
 for p in sys.argv[1:]:
     table(p)
+observables(sys.argv[1:])

@@ -73,28 +73,19 @@ fn image_view_reproduces_the_source_images() {
         }
         assert_eq!(seen, 24);
     }
-    // Per-jet and dataset transforms are refused for images, naming the line.
-    let e = parse_loader(
-        "loader:\n  dataset: x\n  resolution: 400\n  image:\n    transforms: [standardise]\n",
-        "t.yaml",
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains("t.yaml:5") && e.contains("does not apply to images"),
-        "{e}"
-    );
-    // `zero` must come last, with a negative value (empty pixels below every hit).
-    for bad in ["[{zero: -1}, log1p]", "[log1p, {zero: 0.5}]"] {
+    // Per-jet and dataset transforms are refused for images, and `zero` must come last with a
+    // negative value (empty pixels below every hit), each error naming the line.
+    for (bad, why) in [
+        ("[standardise]", "does not apply to images"),
+        ("[{zero: -1}, log1p]", "last image transform"),
+        ("[log1p, {zero: 0.5}]", "last image transform"),
+    ] {
         let e = parse_loader(
             &format!("loader:\n  dataset: x\n  resolution: 400\n  image:\n    transforms: {bad}\n"),
             "t.yaml",
         )
         .unwrap_err()
         .to_string();
-        assert!(
-            e.contains("t.yaml:5") && e.contains("last image transform"),
-            "{bad}: {e}"
-        );
+        assert!(e.contains("t.yaml:5") && e.contains(why), "{bad}: {e}");
     }
 }

@@ -211,6 +211,11 @@ impl Schedule {
         clip: Option<(f32, f32)>,
     ) -> Tensor<4> {
         let (x0, e) = self.denoised(x, out, ab, clip);
+        Self::noised_to(x0, e, ab_to)
+    }
+
+    /// √ᾱ_to·x̂₀ + √(1−ᾱ_to)·ε̂: the point at ᾱ `ab_to` of the deterministic path through x̂₀.
+    fn noised_to(x0: Tensor<4>, e: Tensor<4>, ab_to: f64) -> Tensor<4> {
         x0.mul_scalar(ab_to.sqrt()) + e.mul_scalar((1.0 - ab_to).sqrt())
     }
 
@@ -255,8 +260,7 @@ impl Schedule {
                 // the network was evaluated (for v it depends on ᾱ₀; for ε it is the output).
                 None => {
                     let (_, e) = self.denoised(x.clone(), out, self.alpha_bar[0], None);
-                    let ab_to = self.alpha_bar[t];
-                    x.mul_scalar(ab_to.sqrt()) + e.mul_scalar((1.0 - ab_to).sqrt())
+                    Self::noised_to(x, e, self.alpha_bar[t])
                 }
             };
             prev = Some(t);
@@ -432,7 +436,7 @@ mod tests {
         let d = Device::flex();
         let s = Schedule::new(BetaSchedule::Linear, 1000).predicting(p);
         let (mu, sd) = (1.5f64, 0.5f64);
-        let mut eps = gaussian(&s, mu, sd);
+        let mut net = gaussian(&s, mu, sd);
         let mut noise = Noise::new(7, 0);
         let x = noise.normal([16, 1, 16, 16], &d);
         let moments = |v: Vec<f32>| {
@@ -446,7 +450,7 @@ mod tests {
         let (m, sdev) = moments(vals(s.ancestral(
             x.clone(),
             999,
-            &mut eps,
+            &mut net,
             &mut noise,
             None,
         )));
@@ -459,14 +463,14 @@ mod tests {
         // narrows the distribution with few steps (tests/python/ddim_gaussian_reference.py: sd 0.431,
         // 0.471, 0.493, 0.499 at 20, 50, 200, 1000 steps), so 200 steps.
         for clip in [None, Some((-5.0, 8.0))] {
-            let (m, sdev) = moments(vals(s.ddim(x.clone(), 999, 200, &mut eps, clip)));
+            let (m, sdev) = moments(vals(s.ddim(x.clone(), 999, 200, &mut net, clip)));
             assert!(
                 (m - mu).abs() < 0.03 && (sdev - sd).abs() < 0.03,
                 "{p:?} DDIM: {m} {sdev}"
             );
         }
         // Clamping x̂₀ to [1, 2] keeps the samples there.
-        let v = vals(s.ddim(x, 999, 50, &mut eps, Some((1.0, 2.0))));
+        let v = vals(s.ddim(x, 999, 50, &mut net, Some((1.0, 2.0))));
         assert!(v.iter().all(|&x| (0.999..=2.001).contains(&x)));
     }
 
@@ -481,7 +485,7 @@ mod tests {
         let d = Device::flex();
         let s = Schedule::new(BetaSchedule::Cosine, 1000).predicting(p);
         let (mu, sd) = (0.3f64, 0.8f64);
-        let mut eps = gaussian(&s, mu, sd);
+        let mut net = gaussian(&s, mu, sd);
         let x0 = Noise::new(3, 3)
             .normal([2, 1, 4, 4], &d)
             .mul_scalar(sd)
@@ -489,8 +493,8 @@ mod tests {
         // Inversion evaluates the network one step behind the sampler, so the round trip is exact only
         // in the limit: the error must shrink as the steps grow.
         let mut err = |n: usize| {
-            let z = s.ddim_invert(x0.clone(), 600, n, &mut eps);
-            let back = s.ddim(z, 600, n, &mut eps, None);
+            let z = s.ddim_invert(x0.clone(), 600, n, &mut net);
+            let back = s.ddim(z, 600, n, &mut net, None);
             vals((back - x0.clone()).abs())
                 .into_iter()
                 .fold(0f32, f32::max)
