@@ -301,6 +301,11 @@ fn edge_row_ops(threads: usize) {
         time(format!("BatchNorm C={c}"), &|| {
             let _ = bn.forward(x.clone()).sum().backward();
         });
+        time(format!("rows batch_norm C={c}"), &|| {
+            let _ = jetpipe::train::nn::rows::batch_norm(&bn, x.clone())
+                .sum()
+                .backward();
+        });
         time(format!("Linear {c}->{c} (no bias)"), &|| {
             let _ = lin.forward(x.clone()).sum().backward();
         });

@@ -368,7 +368,8 @@ impl ParT {
             _ => (points, mask),
         };
         let [b, r, f] = points.dims();
-        let mut x = self.input_bn.forward(points.clone().reshape([b * r, f]));
+        let mut x =
+            crate::train::nn::rows::batch_norm(&self.input_bn, points.clone().reshape([b * r, f]));
         for (n, l) in self.embed_norms.iter().zip(&self.embed) {
             x = gelu(l.forward(n.forward(x)));
         }

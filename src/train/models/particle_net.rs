@@ -14,6 +14,7 @@
 use crate::train::contract::{Classifier, Dims, Inputs, Needs};
 use crate::train::nn::graph::{Graph, knn_in_features, mean_pool};
 use crate::train::nn::message::EdgeConv;
+use crate::train::nn::rows::batch_norm;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -150,7 +151,7 @@ impl ParticleNet {
     /// Logits `[B]` of points `[B, R, F]` on the stored graph `g`, with jet inputs `[B, J]`.
     pub fn forward(&self, points: Tensor<3>, g: &Graph, jets: Option<Tensor<2>>) -> Tensor<1> {
         let [b, r, f] = points.dims();
-        let x = self.bn_fts.forward(points.reshape([b * r, f]));
+        let x = batch_norm(&self.bn_fts, points.reshape([b * r, f]));
         let mut x = g.keep_points(x.reshape([b, r, f]));
         let mut outputs = Vec::new();
         for (i, block) in self.blocks.iter().enumerate() {
@@ -164,10 +165,10 @@ impl ParticleNet {
         }
         let cat = Tensor::cat(outputs, 2);
         let c = cat.dims()[2];
-        let fused = relu(
-            self.fusion_bn
-                .forward(self.fusion.forward(cat.reshape([b * r, c]))),
-        );
+        let fused = relu(batch_norm(
+            &self.fusion_bn,
+            self.fusion.forward(cat.reshape([b * r, c])),
+        ));
         let fw = fused.dims()[1];
         let x = mean_pool(g.keep_points(fused.reshape([b, r, fw])), g.mask.clone());
         let x = crate::train::nn::beside_jets(x, jets);

@@ -7,6 +7,7 @@
 //! layer against numpy implementations of the PyG formulas on edge lists.
 
 use crate::train::nn::graph::Graph;
+use crate::train::nn::rows::batch_norm;
 use burn::module::Param;
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
@@ -268,16 +269,16 @@ impl EdgeConv {
         let own = rows.clone().matmul(wa - wb.clone()).reshape([b, r, 1, c0]);
         let neighbour = g.gather(rows.matmul(wb).reshape([b, r, c0]));
         let mut e = (neighbour + own).reshape([b * r * k, c0]);
-        e = relu(self.bns[0].forward(e));
+        e = relu(batch_norm(&self.bns[0], e));
         for (conv, bn) in self.convs.iter().zip(&self.bns).skip(1) {
-            e = relu(bn.forward(conv.forward(e)));
+            e = relu(batch_norm(bn, conv.forward(e)));
         }
         let c = e.dims()[1];
         let fts = g.mean(e.reshape([b, r, k, c]));
         let sc = match &self.shortcut {
-            Some((conv, bn)) => bn
-                .forward(conv.forward(x.reshape([b * r, f])))
-                .reshape([b, r, c]),
+            Some((conv, bn)) => {
+                batch_norm(bn, conv.forward(x.reshape([b * r, f]))).reshape([b, r, c])
+            }
             None => x,
         };
         g.keep_points(relu(sc + fts))

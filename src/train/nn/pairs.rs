@@ -9,6 +9,7 @@
 //! The features are symmetric in (i, j), so they are computed and embedded for the pairs
 //! i ≥ j only (as the reference does) and the `[B, H, R, R]` bias is gathered from them.
 
+use crate::train::nn::rows::batch_norm;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
@@ -111,9 +112,9 @@ impl PairEmbed {
         let (i, j, pos) = lower_pairs(r, &pt.device());
         let f = pair_features(pt, eta, phi, i, j);
         let p = f.dims()[1];
-        let mut x = self.input_bn.forward(f.reshape([b * p, 4]));
+        let mut x = batch_norm(&self.input_bn, f.reshape([b * p, 4]));
         for (l, bn) in self.layers.iter().zip(&self.bns) {
-            x = gelu(bn.forward(l.forward(x)));
+            x = gelu(batch_norm(bn, l.forward(x)));
         }
         let h = x.dims()[1];
         // [B, P, H] → [B, H, P] → the full symmetric matrix by one gather.
