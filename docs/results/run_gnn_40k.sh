@@ -4,13 +4,13 @@
 # features baseline, ResNet-PC 1024_M and the four GINIE graph networks, all with
 # `jet_inputs: [m0, pt]` (the baseline reads all 30 columns). About 3 hours on 2 cores.
 # Run from the repository root with the generator's venv (data-samples/README.md) as GENV
-# and a built `pipeline` as P. W is a scratch directory.
+# and a release `pipeline` as P (cargo build --release). W is a scratch directory.
 set -euo pipefail
-P=${P:-$(pwd)/target/debug/pipeline}
+P=${P:-$(pwd)/target/release/pipeline}   # release: the debug build converts about 35x slower
 GENV=${GENV:-/tmp/genv}
 W=${W:-/tmp/g40}
 EPOCHS_GNN=${EPOCHS_GNN:-12}
-EPOCHS_GAT=${EPOCHS_GAT:-6}
+EPOCHS_GAT=${EPOCHS_GAT:-3}
 mkdir -p "$W"
 root=$(pwd)
 gen() { # seed workers: pythia8mc fails to import from the repository root, so run in $W
