@@ -57,3 +57,5 @@ done
 "$P" compare $runs --tag s9 --out roc_compare_gnn_s9.png
 # The same, with ResNet-PC 1024_M as the reference.
 "$P" compare runs/h40_1024_M runs/g40_gcn runs/g40_sage runs/g40_gin runs/g40_gat --tag s9 --out roc_gnn_vs_resnet_s9.png
+# GCN against SAGE and GIN (the 0.0142 ± 0.0008 of docs/results.md).
+"$P" compare runs/g40_gcn runs/g40_sage runs/g40_gin --tag s9 --out roc_gcn_sage_gin_s9.png

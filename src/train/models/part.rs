@@ -28,6 +28,7 @@ use crate::train::contract::{Classifier, Dims, Inputs, Needs};
 use crate::train::nn::attention::BiasedAttention;
 use crate::train::nn::beside_jets;
 use crate::train::nn::pairs::PairEmbed;
+use crate::train::nn::rows::batch_norm;
 use burn::module::Param;
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig,
@@ -368,8 +369,7 @@ impl ParT {
             _ => (points, mask),
         };
         let [b, r, f] = points.dims();
-        let mut x =
-            crate::train::nn::rows::batch_norm(&self.input_bn, points.clone().reshape([b * r, f]));
+        let mut x = batch_norm(&self.input_bn, points.clone().reshape([b * r, f]));
         for (n, l) in self.embed_norms.iter().zip(&self.embed) {
             x = gelu(l.forward(n.forward(x)));
         }
