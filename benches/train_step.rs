@@ -233,6 +233,8 @@ fn registered_models(secs: f64, threads: usize) {
         r#"{"gnn": {"conv": "gat"}}"#,
         r#"{"particle_net": {"dynamic": false}}"#,
         r#"{"particle_net": {"dynamic": true}}"#,
+        r#"{"particle_net": {"dynamic": false, "k": 7, "blocks": [[32, 32, 32], [64, 64, 64]], "fc": 128}}"#,
+        r#"{"particle_net": {"dynamic": true, "k": 7, "blocks": [[32, 32, 32], [64, 64, 64]], "fc": 128}}"#,
         r#"{"particle_transformer": {}}"#,
         r#"{"vae": {}}"#,
         r#"{"ddpm": {}}"#,

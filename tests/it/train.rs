@@ -474,6 +474,7 @@ fn committed_training_and_loader_yamls_are_valid() {
         "pipelines/qg_train_agg256s.yaml",
         "pipelines/qg_train_gnn.yaml",
         "pipelines/qg_train_particlenet.yaml",
+        "pipelines/qg_train_particlenet_lite.yaml",
         "pipelines/qg_train_part.yaml",
     ] {
         let s = jetpipe::train::spec::load_train(&root().join(f)).unwrap();

@@ -78,8 +78,9 @@ impl ModelSpec {
                 let make = move |d: &Device, x: Dims| gnn::Gnn::new(c, x, d);
                 v.visit(&title, c.needs(), &make)
             }
-            &ModelSpec::ParticleNet(c) => {
-                let make = move |d: &Device, x: Dims| particle_net::ParticleNet::new(c, x, d);
+            ModelSpec::ParticleNet(c) => {
+                let make =
+                    move |d: &Device, x: Dims| particle_net::ParticleNet::new(c.clone(), x, d);
                 v.visit(&title, c.needs(), &make)
             }
             ModelSpec::ParticleTransformer(c) => {

@@ -1,11 +1,14 @@
 //! ParticleNet (weaver-core `ParticleNet.py`, Qu & Gouskos 2020) on jetpipe's point clouds:
-//! BatchNorm of the input features, three EdgeConv blocks ((64,64,64), (128,128,128),
-//! (256,256,256), k = 16), a fusion 1×1 convolution of the three blocks' outputs
-//! (448 → 384, BatchNorm, ReLU), the masked mean over the points, then FC 256 → ReLU →
-//! dropout 0.1 → one logit (the run's jet inputs join before the FC layer).
+//! BatchNorm of the input features, EdgeConv blocks (by default ParticleNet's three,
+//! (64,64,64), (128,128,128), (256,256,256), k = 16; ParticleNet-Lite's two, (32,32,32),
+//! (64,64,64), k = 7, FC 128, are `pipelines/qg_train_particlenet_lite.yaml`), a fusion 1×1
+//! convolution of the blocks' outputs (448 → 384, BatchNorm, ReLU), the masked mean over the
+//! points, then FC 256 → ReLU → dropout 0.1 → one logit (the run's jet inputs join before the
+//! FC layer).
 //!
 //! The first block's graph is the stored kNN graph (neighbours in (η, φ) pixel space, as
-//! ParticleNet's first block). With `dynamic: true` (ParticleNet) the second and third blocks
+//! ParticleNet's first block), cut to its first `k` entries (the store orders each list by
+//! distance) when it holds more. With `dynamic: true` (ParticleNet) the later blocks
 //! recompute the k nearest neighbours in the previous block's feature space; with
 //! `dynamic: false` every block reuses the stored graph (cheaper: no `[B, R, R]` distances).
 //! Where weaver-core lets padding points fill up the neighbour lists of jets with fewer than
@@ -22,19 +25,20 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The model's YAML: `{particle_net: {dynamic: true}}`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParticleNetConfig {
     /// Recompute the graph in feature space for the second and third blocks (ParticleNet);
     /// `false` reuses the stored graph in every block.
     #[serde(default = "yes")]
     pub dynamic: bool,
-    /// Neighbours of the dynamic graphs (the stored graph has the loader's k).
+    /// Neighbours per point in every block: the dynamic graphs' k, and the first k entries of
+    /// the stored graph's lists (all of them where the store has fewer).
     #[serde(default = "sixteen")]
     pub k: usize,
-    /// Widths of the three EdgeConv blocks.
+    /// Widths of the 1×1 convolutions of each EdgeConv block, one list per block.
     #[serde(default = "blocks")]
-    pub blocks: [[usize; 3]; 3],
+    pub blocks: Vec<Vec<usize>>,
     /// Width of the fully connected layer.
     #[serde(default = "fc")]
     pub fc: usize,
@@ -49,8 +53,8 @@ fn yes() -> bool {
 fn sixteen() -> usize {
     16
 }
-fn blocks() -> [[usize; 3]; 3] {
-    [[64, 64, 64], [128, 128, 128], [256, 256, 256]]
+fn blocks() -> Vec<Vec<usize>> {
+    vec![vec![64, 64, 64], vec![128, 128, 128], vec![256, 256, 256]]
 }
 fn fc() -> usize {
     256
@@ -67,7 +71,21 @@ impl ParticleNetConfig {
         } else {
             "static kNN"
         };
-        format!("ParticleNet ({g})")
+        let lite = self.k == 7 && self.blocks == [[32; 3], [64; 3]] && self.fc == 128;
+        let name = if lite {
+            "ParticleNet-Lite".to_string()
+        } else if self.k == 16 && self.blocks == blocks() && self.fc == 256 {
+            "ParticleNet".to_string()
+        } else {
+            let widths: Vec<String> = self
+                .blocks
+                .iter()
+                .filter_map(|b| b.last())
+                .map(|w| w.to_string())
+                .collect();
+            format!("ParticleNet {} k{} fc{}", widths.join("-"), self.k, self.fc)
+        };
+        format!("{name} ({g})")
     }
 
     /// Points, their mask and the stored kNN graph.
@@ -84,6 +102,9 @@ impl ParticleNetConfig {
     /// Sizes the layers cannot be built with (or a `k` the resolution cannot give), as a
     /// message.
     pub fn invalid(&self, resolution: u32) -> Option<String> {
+        if self.blocks.is_empty() || self.blocks.iter().any(|b| b.is_empty()) {
+            return Some("particle_net: `blocks` needs at least one block of widths".into());
+        }
         if self.blocks.iter().flatten().any(|&w| w == 0) || self.fc == 0 {
             return Some("particle_net: `blocks` and `fc` must be positive".into());
         }
@@ -93,7 +114,7 @@ impl ParticleNetConfig {
                 self.dropout
             ));
         }
-        if self.dynamic && (self.k == 0 || self.k >= resolution as usize) {
+        if self.k == 0 || (self.dynamic && self.k >= resolution as usize) {
             return Some(format!(
                 "particle_net: `k` {} must be in 1..{resolution} (the loader's resolution)",
                 self.k
@@ -105,8 +126,8 @@ impl ParticleNetConfig {
 
 /// ParticleNet's fusion width: the blocks' summed width rounded down to a multiple of 128,
 /// within 128..=1024 (weaver-core).
-pub fn fusion_width(blocks: &[[usize; 3]; 3]) -> usize {
-    let sum: usize = blocks.iter().map(|b| b[2]).sum();
+pub fn fusion_width(blocks: &[Vec<usize>]) -> usize {
+    let sum: usize = blocks.iter().filter_map(|b| b.last()).sum();
     (sum / 128 * 128).clamp(128, 1024)
 }
 
@@ -131,9 +152,9 @@ impl ParticleNet {
         let mut blocks = Vec::new();
         for w in &cfg.blocks {
             blocks.push(EdgeConv::new(i, w, device));
-            i = w[2];
+            i = w[w.len() - 1];
         }
-        let cat: usize = cfg.blocks.iter().map(|b| b[2]).sum();
+        let cat: usize = cfg.blocks.iter().filter_map(|b| b.last()).sum();
         let fw = fusion_width(&cfg.blocks);
         Self {
             bn_fts: BatchNormConfig::new(dims.features).init(device),
@@ -153,13 +174,14 @@ impl ParticleNet {
         let [b, r, f] = points.dims();
         let x = batch_norm(&self.bn_fts, points.reshape([b * r, f]));
         let mut x = g.keep_points(x.reshape([b, r, f]));
+        let stored = g.nearest(self.k);
         let mut outputs = Vec::new();
         for (i, block) in self.blocks.iter().enumerate() {
             x = if i > 0 && self.dynamic {
                 let dg = knn_in_features(x.clone(), g.mask.clone(), self.k);
                 block.forward(x, &dg)
             } else {
-                block.forward(x, g)
+                block.forward(x, &stored)
             };
             outputs.push(x.clone());
         }
@@ -231,6 +253,38 @@ mod tests {
         assert_eq!(want, 571_471);
     }
 
+    /// ParticleNet-Lite as weaver-core's example builds it: `conv_params` (7, (32,32,32)),
+    /// (7, (64,64,64)), `fc_params=[(128, 0.1)]`, fusion Conv1d(96, 128) (96 rounds up to the
+    /// smallest fusion width, 128) + BatchNorm1d(128); Linear(128, 128); Linear(128, 1).
+    #[test]
+    fn lite_parameter_count_matches_weaver_core() {
+        let f = 7;
+        let bn = |c: usize| 2 * c;
+        let block = |i: usize, c: usize| {
+            2 * i * c + c * c + c * c + 3 * bn(c) + if i != c { i * c + bn(c) } else { 0 }
+        };
+        let want =
+            bn(f) + block(f, 32) + block(32, 64) + 96 * 128 + bn(128) + 128 * 128 + 128 + 129;
+        let cfg: ParticleNetConfig =
+            serde_json::from_str(r#"{"k": 7, "blocks": [[32, 32, 32], [64, 64, 64]], "fc": 128}"#)
+                .unwrap();
+        assert_eq!(fusion_width(&cfg.blocks), 128);
+        assert!(cfg.invalid(256).is_none());
+        let dims = Dims {
+            features: f,
+            jet_inputs: 0,
+            resolution: 256,
+            image: [0; 3],
+        };
+        let m = ParticleNet::new(cfg.clone(), dims, &Device::flex());
+        assert_eq!(m.trainable_params(), want);
+        assert_eq!(want, 47_023);
+        assert_eq!(cfg.title(), "ParticleNet-Lite (dynamic kNN)");
+        let odd: ParticleNetConfig =
+            serde_json::from_str(r#"{"dynamic": false, "blocks": [[8, 16]], "fc": 32}"#).unwrap();
+        assert_eq!(odd.title(), "ParticleNet 16 k16 fc32 (static kNN)");
+    }
+
     #[test]
     fn bad_sizes_are_refused() {
         let cfg: ParticleNetConfig = serde_json::from_str(r#"{"k": 256}"#).unwrap();
@@ -239,5 +293,13 @@ mod tests {
         let stat: ParticleNetConfig =
             serde_json::from_str(r#"{"k": 256, "dynamic": false}"#).unwrap();
         assert!(stat.invalid(256).is_none());
+        for bad in [
+            r#"{"blocks": []}"#,
+            r#"{"blocks": [[32], []]}"#,
+            r#"{"k": 0}"#,
+        ] {
+            let c: ParticleNetConfig = serde_json::from_str(bad).unwrap();
+            assert!(c.invalid(256).is_some(), "{bad}");
+        }
     }
 }

@@ -89,6 +89,20 @@ impl Graph {
         Self::new(nb, nm, x.mask())
     }
 
+    /// The graph of each list's first `k` entries (the store orders a list by distance, so
+    /// these are the k nearest); the graph itself where it has at most `k` per point.
+    pub fn nearest(&self, k: usize) -> Graph {
+        let [_, _, stored] = self.dims();
+        if k >= stored {
+            return self.clone();
+        }
+        Graph::new(
+            self.neighbours.clone().narrow(2, 0, k),
+            self.neighbour_mask.clone().narrow(2, 0, k),
+            self.mask.clone(),
+        )
+    }
+
     /// `(B, R, k)`.
     pub fn dims(&self) -> [usize; 3] {
         self.neighbours.dims()
@@ -265,6 +279,35 @@ mod tests {
         assert_eq!(vec3(g.gather_mean(x)), m);
         assert_eq!(m, [55.0, 50.5, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
         assert_eq!(vec3(g.degree()), [2.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn nearest_keeps_the_first_entries_of_each_list() {
+        let device = Device::flex();
+        let g = graph(&device);
+        let x = Tensor::<3>::from_data(
+            TensorData::new(
+                (0..8).map(|v| 10f32.powi(v % 4)).collect::<Vec<_>>(),
+                [2, 4, 1],
+            ),
+            &device,
+        );
+        // Only each list's first entry: jet 0's points 0, 1, 2 read points 1, 0, 0 (x = 10, 1,
+        // 1); jet 1's one point has no real neighbour, its padding points none either.
+        let one = g.nearest(1);
+        assert_eq!(one.dims(), [2, 4, 1]);
+        assert_eq!(
+            vec3(one.gather_sum(x.clone())),
+            [10., 1., 1., 0., 0., 0., 0., 0.]
+        );
+        assert_eq!(
+            vec3(g.nearest(2).gather_sum(x.clone())),
+            vec3(g.gather_sum(x.clone()))
+        );
+        assert_eq!(
+            vec3(g.nearest(5).gather_sum(x.clone())),
+            vec3(g.gather_sum(x))
+        );
     }
 
     #[test]
