@@ -88,6 +88,17 @@ fn per_jet<M>(mut model: M, mut step: impl FnMut(M) -> M, secs: f64, batch: usiz
 }
 
 fn main() {
+    // As `pipeline train` (train::malloc); `GLIBC_TUNABLES=glibc.malloc.tcache_count=7`
+    // (glibc's default value) measures with glibc's defaults.
+    let malloc = jetpipe::train::malloc::keep_freed_memory();
+    println!(
+        "malloc: {}",
+        if malloc {
+            "freed memory kept (jetpipe::train::malloc)"
+        } else {
+            "the C library's settings"
+        }
+    );
     let secs: f64 = std::env::var("TRAIN_STEP_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -122,7 +133,7 @@ fn main() {
             m / r
         );
     }
-    against_pytorch(secs, threads);
+    against_pytorch(secs, threads, malloc);
     registered_models(secs, threads);
 }
 
@@ -345,9 +356,11 @@ fn check_same_logits(v: Variant) {
 /// for each variant, batch size and thread count. Skipped with a message where `torch` is
 /// not importable by `TRAIN_STEP_PYTHON` (default `python3`; `.ci/test-python` installs it
 /// into the tools venv that `.ci/with-tools` puts first on `PATH`).
+/// When `main` applied jetpipe's malloc settings, the PyTorch process gets the same ones
+/// through `GLIBC_TUNABLES` (both gain from them; the ratio compares like with like).
 /// `TRAIN_STEP_TORCH_VARIANTS` (default `1024_M,1024_S,256_M`, `none` skips the table) and
 /// `TRAIN_STEP_TORCH_BATCHES` (default `64,256`) pick the rows.
-fn against_pytorch(secs: f64, all_threads: usize) {
+fn against_pytorch(secs: f64, all_threads: usize, malloc: bool) {
     use jetpipe::train::contract::Classifier;
     let variants =
         std::env::var("TRAIN_STEP_TORCH_VARIANTS").unwrap_or("1024_M,1024_S,256_M".into());
@@ -378,9 +391,13 @@ fn against_pytorch(secs: f64, all_threads: usize) {
     if all_threads > 1 {
         thread_counts.push(all_threads);
     }
+    let tunables = jetpipe::train::malloc::glibc_tunables();
     println!(
         "\nResNet-PC training step: Burn (rows) against PyTorch {version} CPU eager, {FEATURES} features"
     );
+    if malloc {
+        println!("PyTorch runs with GLIBC_TUNABLES={tunables} (the same allocator settings)");
+    }
     println!(
         "{:<8} {:>6} {:>8} {:>13} {:>13} {:>12}",
         "variant", "batch", "threads", "Burn jets/s", "torch jets/s", "Burn/torch"
@@ -402,7 +419,11 @@ fn against_pytorch(secs: f64, all_threads: usize) {
                     .expect("rayon pool");
                 let burn =
                     1.0 / pool.install(|| time_steps_batch(v, secs, ResNetPc::forward, batch));
-                let out = std::process::Command::new(&python)
+                let mut cmd = std::process::Command::new(&python);
+                if malloc {
+                    cmd.env("GLIBC_TUNABLES", &tunables);
+                }
+                let out = cmd
                     .arg(script)
                     .args(["--shape", &shape])
                     .args(["--resolution", &v.resolution().to_string()])

@@ -1,8 +1,9 @@
 #!/bin/bash
 # Reproduces the graph-network table of docs/results.md ("Graph networks on the stored kNN
 # graphs"): the 40k distinct generator jets (seeds 7 and 8), the independent seed-9 set, the
-# features baseline, ResNet-PC 1024_M and the four GINIE graph networks, all with
-# `jet_inputs: [m0, pt]` (the baseline reads all 30 columns). About 3 hours on 2 cores.
+# features baseline, ResNet-PC 1024_M, the four GINIE graph networks and ParticleNet-Lite
+# (static and dynamic), all with `jet_inputs: [m0, pt]` (the baseline reads all 30 columns).
+# About 5 hours on 2 cores.
 # Run from the repository root with the generator's venv (data-samples/README.md) as GENV
 # and a release `pipeline` as P (cargo build --release). W is a scratch directory.
 set -euo pipefail
@@ -11,6 +12,7 @@ GENV=${GENV:-/tmp/genv}
 W=${W:-/tmp/g40}
 EPOCHS_GNN=${EPOCHS_GNN:-12}
 EPOCHS_GAT=${EPOCHS_GAT:-3}
+EPOCHS_PN=${EPOCHS_PN:-10}
 mkdir -p "$W"
 root=$(pwd)
 gen() { # seed workers: pythia8mc fails to import from the repository root, so run in $W
@@ -37,7 +39,14 @@ for c in gcn sage gin gat; do
       -e "s|^  epochs: 20|  epochs: $e|" -e 's|scheduler: plateau|scheduler: cosine|' \
       -e "s|dataset: out/qg1024|dataset: $W/out/gen40|" pipelines/qg_train_gnn.yaml > "$W/g40_$c.yaml"
 done
+for m in dyn static; do
+  d=true; [ $m = static ] && d=false
+  sed -e "s|dynamic: true |dynamic: $d |" -e "s|run_dir: runs/qg_particlenet_lite|run_dir: $W/runs/pl40_$m|" \
+      -e "s|^  epochs: 20|  epochs: $EPOCHS_PN|" -e 's|scheduler: plateau|scheduler: cosine|' \
+      -e "s|dataset: out/qg1024|dataset: $W/out/gen40|" pipelines/qg_train_particlenet_lite.yaml > "$W/pl40_$m.yaml"
+done
 grep -q 'resnet_pc: 1024_M' "$W/h40_1024_M.yaml"; grep -q 'conv: gat ' "$W/g40_gat.yaml"
+grep -q 'dynamic: false ' "$W/pl40_static.yaml"
 cd "$W"
 # As measured: seed 8 with both cores, then seed 9 on one core while the other trained.
 [ -f qg_s7_20k.h5 ] || gen 7 2
@@ -48,7 +57,11 @@ export RAYON_NUM_THREADS=1
 "$P" train b40.yaml > b40.log 2>&1
 for c in gcn sage gin gat; do "$P" train g40_$c.yaml > g40_$c.log 2>&1; done
 wait
-runs="runs/b40 runs/h40_1024_M runs/g40_gcn runs/g40_sage runs/g40_gin runs/g40_gat"
+# ParticleNet-Lite, the two graphs side by side (one thread each).
+"$P" train pl40_dyn.yaml > pl40_dyn.log 2>&1 &
+"$P" train pl40_static.yaml > pl40_static.log 2>&1
+wait
+runs="runs/b40 runs/h40_1024_M runs/g40_gcn runs/g40_sage runs/g40_gin runs/g40_gat runs/pl40_static runs/pl40_dyn"
 for r in $runs; do
   "$P" eval $r --subset test
   "$P" eval $r --dataset out/gen_s9 --subset all --tag s9
@@ -56,6 +69,9 @@ done
 "$P" compare $runs --out roc_compare_gnn_40k.png
 "$P" compare $runs --tag s9 --out roc_compare_gnn_s9.png
 # The same, with ResNet-PC 1024_M as the reference.
-"$P" compare runs/h40_1024_M runs/g40_gcn runs/g40_sage runs/g40_gin runs/g40_gat --tag s9 --out roc_gnn_vs_resnet_s9.png
+"$P" compare runs/h40_1024_M runs/g40_gcn runs/g40_sage runs/g40_gin runs/g40_gat runs/pl40_static runs/pl40_dyn \
+  --tag s9 --out roc_gnn_vs_resnet_s9.png
+# ParticleNet-Lite's dynamic graph against its static one, and against GraphSAGE.
+"$P" compare runs/pl40_static runs/pl40_dyn runs/g40_sage --tag s9 --out roc_particlenet_s9.png
 # GCN against SAGE and GIN (the 0.0142 ± 0.0008 of docs/results.md).
 "$P" compare runs/g40_gcn runs/g40_sage runs/g40_gin --tag s9 --out roc_gcn_sage_gin_s9.png

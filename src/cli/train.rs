@@ -69,6 +69,8 @@ pub fn compare(args: CompareArgs) -> Result<()> {
 
 /// Runs `pipeline train`.
 pub fn train(args: TrainArgs) -> Result<()> {
+    // Before any thread starts: freed step memory stays mapped (train::malloc).
+    crate::train::malloc::keep_freed_memory();
     let text = crate::config::read_yaml(&args.config, "training")?;
     let spec = crate::train::spec::parse_train(&text, &args.config.display().to_string())?;
     let opts = TrainOptions {

@@ -6,7 +6,8 @@
 //! `Classifier` traits) ← `nn` (shared layers), `ema` (weight averages) ← `models` (one file
 //! per model, and the registry) ← `spec` (the YAML) ← `run` ← `fit` (the loop), `device_check` (the same steps on two
 //! devices) ← `eval` ←
-//! `compare`, `sample` (generate and reconstruct with generative models).
+//! `compare`, `sample` (generate and reconstruct with generative models). `malloc` (glibc
+//! settings that `pipeline train` and the training bench apply first) uses nothing.
 
 pub mod checkpoint;
 pub mod compare;
@@ -17,6 +18,7 @@ pub mod eval;
 pub mod fit;
 pub mod history;
 pub mod jet_inputs;
+pub mod malloc;
 pub mod metrics;
 pub mod models;
 pub mod nn;
