@@ -21,3 +21,5 @@ mod loader;
 mod python;
 #[cfg(feature = "train")]
 mod train;
+#[cfg(feature = "train")]
+mod train_models;
